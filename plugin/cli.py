@@ -1,0 +1,214 @@
+"""argv -> options; the docker CLI plugin protocol (metadata, help, version); exit statuses.
+
+Only the standard library is imported at module level: the docker CLI runs
+`docker-spy docker-cli-plugin-metadata` on every `docker --help`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from . import __version__
+from .errors import ExitStatus, SpyError, UsageError
+
+PLUGIN_NAME = "spy"
+URL = "https://github.com/docker-spy/docker-spy"
+SHORT_DESCRIPTION = "Count the system calls a container makes"
+MAX_SECONDS = 24 * 3600.0  # also the window of "until Ctrl-C"
+MIN_SECONDS = 0.1
+LOG_LEVELS = ("debug", "info", "warn", "warning", "error", "fatal")
+COMMANDS = ("version", "install", "uninstall", "build-helper", "help")
+
+EXAMPLES = """\
+examples:
+  docker spy web                      count until Ctrl-C, then print the table
+  docker spy web --duration 30s       count for 30 seconds
+  docker spy 3f2a1b --top 10          a unique id prefix works too; show the 10 busiest
+  docker spy web -d 5s --format json | jq '.syscalls[0]'
+  docker --context prod spy api -d 1m the engine of another context
+  docker spy build-helper             build the helper image now (it is built on first use)
+  docker spy install                  link docker-spy into ~/.docker/cli-plugins
+
+other commands: version, install, uninstall, build-helper"""
+
+
+@dataclass(frozen=True)
+class SpyOptions:
+    container: str
+    seconds: float | None  # None: until Ctrl-C
+    fmt: str
+    top: int | None
+    helper_image: str | None
+    privileged: bool
+    quiet: bool
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but an error is one line and a UsageError."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message, f"see '{self.prog} --help'")
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """`500ms`, `30s`, `2m`, `1h`, `1m30s` or plain seconds -> seconds."""
+    value = text.strip()
+    if re.fullmatch(r"\d+(\.\d*)?", value):
+        seconds = float(value)
+    elif value and re.fullmatch(rf"(?:{_DURATION_PART.pattern})+", value):
+        seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(value))
+    else:
+        raise UsageError(f"invalid duration {text!r}", "use e.g. 500ms, 30s, 2m or 1h")
+    if not MIN_SECONDS <= seconds <= MAX_SECONDS:
+        raise UsageError(f"duration {text!r} is out of range", "from 100ms to 24h")
+    return seconds
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
+
+
+def _add_logging(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-D", "--debug", action="store_true", help="show debug logs (and tracebacks)")
+    parser.add_argument("-l", "--log-level", choices=LOG_LEVELS, help="log level (default: warning)")
+
+
+def spy_parser(prog: str) -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=prog, usage=f"{prog} [OPTIONS] CONTAINER",
+        description="Count the system calls a running container makes, per syscall: calls, "
+                    "failed calls, rate and share. A short-lived helper container on the same "
+                    "engine runs perf on the container's cgroup.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("container", help="container name, id, or unique id prefix")
+    parser.add_argument("-d", "--duration", type=str, default=None, metavar="DURATION",
+                        help="how long to count: 500ms, 30s, 2m, 1h (default: until Ctrl-C)")
+    parser.add_argument("--format", choices=("table", "json"), default="table",
+                        help="output format (default: table)")
+    parser.add_argument("--top", type=_positive, metavar="N", help="show only the N busiest syscalls")
+    parser.add_argument("--helper-image", metavar="IMAGE",
+                        help="run this helper image instead of docker-spy-helper:VERSION")
+    parser.add_argument("--privileged", action="store_true",
+                        help="run the helper privileged, for hosts where CAP_SYS_ADMIN is not enough")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    _add_logging(parser)
+    parser.add_argument("-v", "--version", action="version", version=f"docker spy {__version__}")
+    return parser
+
+
+# --- the docker CLI's global flags, which it passes before the plugin's name ------------------
+
+_GLOBAL_VALUE_FLAGS = {"--config": "config", "-c": "context", "--context": "context",
+                       "-H": "hosts", "--host": "hosts", "-l": "log_level", "--log-level": "log_level",
+                       "--tlscacert": "tlscacert", "--tlscert": "tlscert", "--tlskey": "tlskey"}
+_GLOBAL_BOOL_FLAGS = {"-D": "debug", "--debug": "debug", "--tls": "tls", "--tlsverify": "tlsverify"}
+
+
+def split_global(argv: Sequence[str]) -> tuple[dict[str, object], list[str]]:
+    """Leading docker CLI global flags -> dict, and the rest with the plugin's name dropped."""
+    found: dict[str, object] = {"hosts": []}
+    args = list(argv)
+    while args and args[0].startswith("-") and args[0] not in ("-", "--"):
+        flag, eq, value = args[0].partition("=")
+        if flag in _GLOBAL_BOOL_FLAGS and not eq:
+            found[_GLOBAL_BOOL_FLAGS[flag]] = True
+            args.pop(0)
+        elif flag in _GLOBAL_VALUE_FLAGS:
+            args.pop(0)
+            if not eq:
+                if not args:
+                    raise UsageError(f"flag needs an argument: {flag}")
+                value = args.pop(0)
+            key = _GLOBAL_VALUE_FLAGS[flag]
+            if key == "hosts":
+                found["hosts"].append(value)  # type: ignore[union-attr]
+            else:
+                found[key] = value
+        else:
+            break
+    if args and args[0] == PLUGIN_NAME:
+        args.pop(0)
+    return found, args
+
+
+def setup_logging(level: str) -> None:
+    """structlog to stderr, once; modules only ask for a logger."""
+    import logging
+
+    import structlog
+
+    name = {"warn": "warning", "fatal": "critical"}.get(level, level)
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="%H:%M:%S", utc=False),
+            structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, name.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+def metadata() -> dict[str, str]:
+    return {"SchemaVersion": "0.1.0", "Vendor": "docker spy", "Version": __version__,
+            "ShortDescription": SHORT_DESCRIPTION, "URL": URL}
+
+
+def _progress(quiet: bool) -> Callable[[str], None]:
+    def show(text: str) -> None:
+        if not quiet:
+            print(text, file=sys.stderr, flush=True)
+    return show
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["docker-cli-plugin-metadata"]:
+        print(json.dumps(metadata(), indent=2))
+        return ExitStatus.OK
+    debug = False
+    try:
+        global_flags, args = split_global(argv)
+        debug = bool(global_flags.get("debug"))
+        from . import commands  # the heavy imports start here
+
+        return commands.dispatch(global_flags, args)
+    except SpyError as e:
+        print(e.line(), file=sys.stderr)
+        if debug or "--debug" in argv or "-D" in argv:
+            import traceback
+
+            traceback.print_exc()
+        return e.exit_status
+    except KeyboardInterrupt:
+        print("docker spy: interrupted", file=sys.stderr)
+        return ExitStatus.INTERRUPTED
+    except BrokenPipeError:
+        # `docker spy web | head`: the reader left; say nothing more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitStatus.ERROR
+
+
+def plugin_link(config: str | None) -> Path:
+    base = Path(config or os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker").expanduser()
+    return base / "cli-plugins" / "docker-spy"
+
+
+def run() -> None:
+    """The console-script entry point of `pip install`."""
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Code that runs inside the helper image: standard library only."""

@@ -1,0 +1,153 @@
+"""Which cgroup perf must count: /proc/<pid>/cgroup and /proc/self/mountinfo -> the -G name.
+
+Pure: the texts are handed in. perf resolves `-G NAME` as `<mount>/NAME`, where <mount> is
+the first cgroup v1 mount carrying the perf_event controller, else the last cgroup2 mount
+(tools/lib/api/fs/cgroup.c, cgroupfs_find_mountpoint). We pick the same mount, then the
+line of /proc/<pid>/cgroup for that hierarchy, and make the path relative to the mount's
+root (a mount need not show its hierarchy from the top).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+PERF_CONTROLLER = "perf_event"
+
+
+class CgroupError(ValueError):
+    """The target's cgroup cannot be found or cannot be counted; the message says why."""
+
+
+@dataclass(frozen=True)
+class Mount:
+    mount_point: str
+    root: str
+    fstype: str
+    super_options: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CgroupLine:
+    hierarchy: int
+    controllers: tuple[str, ...]
+    path: str
+
+
+@dataclass(frozen=True)
+class PerfCgroup:
+    """What perf needs: `-G name` resolves to `mount_point + name`."""
+
+    version: int
+    layout: str  # "v1", "v2" or "hybrid": how the host's hierarchies are mounted
+    mount_point: str
+    name: str
+    path: str  # the cgroup as /proc/<pid>/cgroup names it
+
+    @property
+    def directory(self) -> str:
+        return self.mount_point.rstrip("/") + self.name
+
+
+_OCTAL = re.compile(r"\\([0-7]{3})")
+
+
+def _unescape(field: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as \ooo.
+    return _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), field)
+
+
+def parse_mountinfo(text: str) -> list[Mount]:
+    """The cgroup and cgroup2 mounts of a /proc/<pid>/mountinfo text, in order."""
+    mounts = []
+    for line in text.splitlines():
+        fields = line.split()
+        if "-" not in fields:
+            continue
+        sep = fields.index("-")
+        if sep < 6 or len(fields) < sep + 3:
+            continue
+        fstype = fields[sep + 1]
+        if fstype not in ("cgroup", "cgroup2"):
+            continue
+        mounts.append(
+            Mount(
+                mount_point=_unescape(fields[4]),
+                root=_unescape(fields[3]),
+                fstype=fstype,
+                super_options=tuple(fields[sep + 3].split(",")),
+            )
+        )
+    return mounts
+
+
+def parse_proc_cgroup(text: str) -> list[CgroupLine]:
+    """The lines of a /proc/<pid>/cgroup text: `hierarchy-id:controllers:path`."""
+    lines = []
+    for raw in text.splitlines():
+        if not raw.strip():
+            continue
+        parts = raw.split(":", 2)
+        if len(parts) != 3 or not parts[0].isdigit() or not parts[2].startswith("/"):
+            raise CgroupError(f"unexpected line in /proc/<pid>/cgroup: {raw[:120]!r}")
+        controllers = tuple(c for c in parts[1].split(",") if c)
+        lines.append(CgroupLine(int(parts[0]), controllers, parts[2]))
+    return lines
+
+
+def perf_mount(mounts: list[Mount]) -> Mount:
+    """The mount perf will resolve -G against, by perf's own rule."""
+    v2 = None
+    for mount in mounts:
+        if mount.fstype == "cgroup2":
+            v2 = mount
+        elif PERF_CONTROLLER in mount.super_options:
+            return mount
+    if v2 is None:
+        raise CgroupError(
+            "no cgroup mount with the perf_event controller and no cgroup2 mount is visible"
+        )
+    return v2
+
+
+def layout(mounts: list[Mount]) -> str:
+    kinds = {m.fstype for m in mounts}
+    if kinds == {"cgroup", "cgroup2"}:
+        return "hybrid"
+    return "v2" if kinds == {"cgroup2"} else "v1"
+
+
+def resolve(proc_cgroup: str, mountinfo: str) -> PerfCgroup:
+    """The cgroup perf must count to see the process whose /proc/<pid>/cgroup is given."""
+    mounts = parse_mountinfo(mountinfo)
+    mount = perf_mount(mounts)
+    lines = parse_proc_cgroup(proc_cgroup)
+    if mount.fstype == "cgroup2":
+        chosen = [line for line in lines if line.hierarchy == 0 and not line.controllers]
+        want = "the cgroup2 line (0::)"
+    else:
+        chosen = [line for line in lines if PERF_CONTROLLER in line.controllers]
+        want = "the perf_event line"
+    if not chosen:
+        raise CgroupError(f"/proc/<pid>/cgroup has no {want} for the mount perf uses")
+    path = chosen[0].path
+    if "/.." in path or path.startswith(".."):
+        raise CgroupError(
+            f"cgroup path {path!r} is outside this cgroup namespace (run in the host's one)"
+        )
+    root = mount.root.rstrip("/")
+    if root and path != root and not path.startswith(root + "/"):
+        raise CgroupError(f"cgroup {path!r} is not below the mount's root {mount.root!r}")
+    name = path[len(root):] or "/"
+    if name == "/":
+        raise CgroupError("the process is in the root cgroup: counting it would count the whole host")
+    if "," in name:
+        # perf -G splits its argument on commas.
+        raise CgroupError(f"cgroup path {path!r} has a comma, which perf -G cannot take")
+    return PerfCgroup(
+        version=2 if mount.fstype == "cgroup2" else 1,
+        layout=layout(mounts),
+        mount_point=mount.mount_point,
+        name=name,
+        path=path,
+    )

@@ -1,0 +1,259 @@
+"""The helper: find the target's cgroup, count its syscalls with perf, print one JSON document.
+
+Runs inside the helper container (host PID and cgroup namespaces, the host's cgroup mounts,
+CAP_SYS_ADMIN). stdout carries exactly one JSON document, a report or an error; stderr
+carries JSON lines about progress (`{"event": "counting", ...}`) for the plugin.
+With --stop-on-stdin, a line `stop` or the end of stdin (the plugin went away) ends the window
+early; the counts so far are reported and marked partial.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import platform
+import resource
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+
+from . import cgroup, perf
+
+SCHEMA = 1
+TRACEFS_CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+START_TIMEOUT_S = 60.0  # opening ~700 events x CPUs on a large host takes a while
+PRINT_GRACE_S = 30.0
+
+
+class HelperFailure(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def emit_status(event: str, **fields: object) -> None:
+    sys.stderr.write(json.dumps({"event": event, **fields}) + "\n")
+    sys.stderr.flush()
+
+
+def read_text(path: str, what: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise HelperFailure("target", f"{what} is gone ({path} does not exist)") from None
+    except OSError as e:
+        raise HelperFailure("permission", f"cannot read {path}: {e.strerror}") from None
+
+
+def _mount_tracefs(where: str) -> bool:
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.mount(b"nodev", where.encode(), b"tracefs", 0, None) == 0
+
+
+def find_tracefs() -> str:
+    """A tracefs with the syscall events: bound from the host, or mounted here."""
+    for root in TRACEFS_CANDIDATES:
+        if os.path.isdir(os.path.join(root, "events", "syscalls")):
+            return root
+    root = TRACEFS_CANDIDATES[0]
+    if os.path.isdir(root) and _mount_tracefs(root):
+        if os.path.isdir(os.path.join(root, "events", "syscalls")):
+            return root
+        raise HelperFailure(
+            "tracepoints", "this kernel has no syscall tracepoints (CONFIG_FTRACE_SYSCALLS is off)"
+        )
+    err = os.strerror(ctypes.get_errno())
+    raise HelperFailure(
+        "tracefs",
+        f"tracefs is not mounted on the host and the helper cannot mount it ({err}); "
+        "mount it on the host: mount -t tracefs nodev /sys/kernel/tracing",
+    )
+
+
+def list_events(tracefs: str) -> list[str]:
+    return sorted(os.listdir(os.path.join(tracefs, "events", "syscalls")))
+
+
+def raise_nofile(needed: int) -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise HelperFailure(
+            "limits",
+            f"perf needs about {needed} open files and the container may open {hard} "
+            "(raise the engine's nofile limit)",
+        )
+    if soft < needed:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return needed
+
+
+def perf_version() -> str:
+    try:
+        out = subprocess.run(["perf", "--version"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.strip().removeprefix("perf version ") or "unknown"
+
+
+class PerfRun:
+    """One perf stat process, its control pipes and its log pipe."""
+
+    def __init__(self, counters: list[perf.Counter], cgroup_name: str, window_ms: int) -> None:
+        ctl_r, self.ctl_w = os.pipe()
+        self.ack_r, ack_w = os.pipe()
+        self.log_r, log_w = os.pipe()
+        args = perf.argv(counters, cgroup_name, window_ms, (ctl_r, ack_w), log_w)
+        self.proc = subprocess.Popen(
+            args, pass_fds=(ctl_r, ack_w, log_w), stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        for fd in (ctl_r, ack_w, log_w):
+            os.close(fd)
+        self.printed = threading.Event()
+
+    def wait_started(self) -> None:
+        """Block until every event is open and enabled (perf acks a ping from its main loop)."""
+        os.write(self.ctl_w, b"ping\n")
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.ack_r], [], [], 0.2)
+            if ready and os.read(self.ack_r, 64).startswith(b"ack"):
+                return
+            if self.proc.poll() is not None:
+                raise self.failure()
+        self.proc.kill()
+        raise HelperFailure("perf", f"perf did not start counting within {START_TIMEOUT_S:.0f} s")
+
+    def failure(self) -> HelperFailure:
+        text = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        last = lines[-1] if lines else f"exit status {self.proc.returncode}"
+        code = "permission" if "ermission" in text or "EACCES" in text else "perf"
+        return HelperFailure(code, f"perf failed: {last[:300]}")
+
+    def stop(self) -> None:
+        """End the window now; SIGINT makes perf print the counts so far (SIGTERM would not)."""
+        if not self.printed.is_set() and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+
+    def read_interval(self, n_counters: int, timeout_s: float) -> list[str]:
+        lines: list[str] = []
+        buf = b""
+        deadline = time.monotonic() + timeout_s
+        while sum(perf.is_data_line(line) for line in lines) < n_counters:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.proc.kill()
+                raise HelperFailure("perf", "perf did not print its counts in time")
+            ready, _, _ = select.select([self.log_r], [], [], min(left, 1.0))
+            if not ready:
+                continue
+            chunk = os.read(self.log_r, 1 << 16)
+            if not chunk:
+                self.proc.wait()
+                raise self.failure()
+            buf += chunk
+            *done, buf = buf.split(b"\n")
+            lines += [d.decode(errors="replace") for d in done]
+        self.printed.set()
+        return lines
+
+
+def watch_stdin(run: PerfRun, stopped: threading.Event) -> None:
+    for line in sys.stdin.buffer:
+        if line.strip() == b"stop":
+            break
+    stopped.set()
+    run.stop()
+
+
+def count(args: argparse.Namespace) -> tuple[dict, PerfRun]:
+    proc_cgroup = read_text(f"/proc/{args.pid}/cgroup", f"process {args.pid}")
+    try:
+        target = cgroup.resolve(proc_cgroup, read_text("/proc/self/mountinfo", "mountinfo"))
+    except cgroup.CgroupError as e:
+        raise HelperFailure("cgroup", str(e)) from None
+    if not os.path.isdir(target.directory):
+        raise HelperFailure(
+            "cgroup", f"{target.directory} does not exist here (is the host's cgroupfs mounted?)"
+        )
+    tracefs = find_tracefs()
+    events = list_events(tracefs)
+    counters = perf.plan(events, events)
+    raise_nofile(len(counters) * (os.cpu_count() or 1) + 1024)
+    run = PerfRun(counters, target.name, int(args.duration * 1000))
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: (stopped.set(), run.stop()))
+    run.wait_started()
+    started = datetime.now(timezone.utc)
+    emit_status("counting", counters=len(counters), cgroup=target.path,
+                started_at=started.isoformat(timespec="milliseconds"))
+    if args.stop_on_stdin:
+        threading.Thread(target=watch_stdin, args=(run, stopped), daemon=True).start()
+    lines = run.read_interval(len(counters), args.duration + PRINT_GRACE_S)
+    try:
+        counts = perf.parse_interval(lines, counters)
+    except perf.PerfOutputError as e:
+        raise HelperFailure("perf", str(e)) from None
+    report = {
+        "schema": SCHEMA,
+        "partial": stopped.is_set() or counts.seconds < args.duration * 0.999,
+        "target": {"pid": args.pid, "cgroup": target.path},
+        "window": {
+            "requested_seconds": args.duration,
+            "measured_seconds": counts.seconds,
+            "started_at": started.isoformat(timespec="milliseconds"),
+        },
+        "host": {
+            "kernel": platform.release(),
+            "arch": platform.machine(),
+            "cpus": os.cpu_count() or 1,
+            "cgroup_version": target.version,
+            "cgroup_layout": target.layout,
+            "perf": perf_version(),
+        },
+        "syscalls": [
+            {"name": name, "calls": calls, "errors": counts.errors.get(name, 0)}
+            for name, calls in sorted(counts.calls.items())
+        ],
+    }
+    return report, run
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="docker-spy-helper")
+    parser.add_argument("--pid", type=int, required=True, help="the target's host PID")
+    parser.add_argument("--duration", type=float, required=True, help="window in seconds")
+    parser.add_argument("--stop-on-stdin", action="store_true")
+    args = parser.parse_args(argv)
+    if args.pid <= 0 or not 0 < args.duration <= 366 * 86400:
+        parser.error("--pid must be positive and --duration between 0 and a year")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    run = None
+    try:
+        report, run = count(args)
+        status = 0
+    except HelperFailure as e:
+        report = {"schema": SCHEMA, "error": {"code": e.code, "message": str(e)}}
+        status = 1
+    sys.stdout.write(json.dumps(report, separators=(",", ":")) + "\n")
+    sys.stdout.flush()  # the document is complete: the plugin need not wait for the close
+    if run is not None:
+        emit_status("closing")
+        run.proc.wait()  # closing the events is slow; the container goes when perf does
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

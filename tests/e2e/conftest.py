@@ -1,0 +1,163 @@
+"""E2E fixtures: a real engine, the plugin installed for the real docker CLI, real targets.
+
+They never skip in CI (CI=true): a missing engine or compiler fails the run there.
+Everything they create is force-removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BASE_IMAGE = os.environ.get("SPY_BASE_IMAGE", "debian:trixie-slim")
+HELPER_LABEL = "io.docker-spy.role=helper-container"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"e2e prerequisite missing in CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def run(*args: str, env: dict[str, str] | None = None, timeout: float = 300,
+        check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(list(args), capture_output=True, text=True, env=env, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def engine() -> None:
+    if shutil.which("docker") is None:
+        unavailable("no docker CLI on PATH")
+    if run("docker", "info", check=False, timeout=30).returncode != 0:
+        unavailable("no Docker engine answers (bash .ci/provision starts one)")
+    if run("docker", "image", "inspect", BASE_IMAGE, check=False).returncode != 0:
+        unavailable(f"{BASE_IMAGE} is not on the engine (bash .ci/provision makes it)")
+
+
+@pytest.fixture(scope="session")
+def docker_env(engine: None, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """An environment whose docker CLI has docker spy installed as a plugin, via install."""
+    config = tmp_path_factory.mktemp("docker-config")
+    env = {**os.environ, "DOCKER_CONFIG": str(config)}
+    run(str(REPO / "docker-spy"), "install", env=env)
+    return env
+
+
+@pytest.fixture(scope="session")
+def helper_image(docker_env: dict[str, str]) -> str:
+    """The helper image, built through the plugin once per session."""
+    proc = run("docker", "spy", "build-helper", env=docker_env, timeout=900)
+    return proc.stdout.split()[0]
+
+
+@pytest.fixture(scope="session")
+def workload(engine: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if shutil.which("gcc") is None:
+        unavailable("no gcc to build the e2e workload (apt-get install gcc libc6-dev)")
+    out = tmp_path_factory.mktemp("workload") / "workload"
+    run("gcc", "-static", "-O2", "-o", str(out), str(Path(__file__).parent / "workload.c"))
+    return out
+
+
+@dataclass
+class Target:
+    name: str
+    id: str
+    spy_dir: Path
+
+    def trigger(self, n: int, forks: int = 0, timeout: float = 30) -> None:
+        """Make the target do exactly n getppid calls, n failing fchdir calls and `forks`
+        fork calls, now."""
+        done = self.spy_dir / "done"
+        done.unlink(missing_ok=True)
+        tmp = self.spy_dir / "go.tmp"
+        tmp.write_text(f"{n} {forks}")
+        tmp.rename(self.spy_dir / "go")
+        deadline = time.monotonic() + timeout
+        while not done.exists():
+            assert time.monotonic() < deadline, "the workload did not finish"
+            time.sleep(0.01)
+
+
+@pytest.fixture
+def target(workload: Path, tmp_path: Path) -> Iterator[Target]:
+    spy_dir = tmp_path / "spy"
+    spy_dir.mkdir()
+    shutil.copy(workload, spy_dir / "workload")
+    name = f"spy-e2e-{secrets.token_hex(4)}"
+    cid = run("docker", "run", "-d", "--name", name, "-v", f"{spy_dir}:/spy",
+              BASE_IMAGE, "/spy/workload").stdout.strip()
+    try:
+        yield Target(name, cid, spy_dir)
+    finally:
+        run("docker", "rm", "-f", name, check=False)
+
+
+@dataclass
+class SpyRun:
+    """A `docker spy` process whose stderr is watched for the moment counting starts."""
+
+    proc: subprocess.Popen[str]
+    stderr_lines: list[str] = field(default_factory=list)
+    counting: threading.Event = field(default_factory=threading.Event)
+
+    def _pump(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.stderr_lines.append(line)
+            if "counting" in line:
+                self.counting.set()
+
+    def wait_counting(self, timeout: float = 120) -> None:
+        assert self.counting.wait(timeout), "counting never started:\n" + "".join(self.stderr_lines)
+
+    def finish(self, timeout: float = 120) -> tuple[int, str, str]:
+        assert self.proc.stdout is not None
+        out = self.proc.stdout.read()
+        code = self.proc.wait(timeout)
+        self._thread.join(5)
+        return code, out, "".join(self.stderr_lines)
+
+
+def start_spy(env: dict[str, str], *args: str) -> SpyRun:
+    proc = subprocess.Popen(["docker", "spy", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    spy = SpyRun(proc)
+    spy._thread = threading.Thread(target=spy._pump, daemon=True)  # type: ignore[attr-defined]
+    spy._thread.start()  # type: ignore[attr-defined]
+    return spy
+
+
+def helpers_left() -> list[str]:
+    out = run("docker", "ps", "-a", "--filter", f"label={HELPER_LABEL}",
+              "--format", "{{.Names}}").stdout
+    return out.split()
+
+
+def wait_no_helpers(timeout: float = 120) -> list[str]:
+    """Helpers remove themselves once perf has closed its events (~15 s here)."""
+    deadline = time.monotonic() + timeout
+    while (left := helpers_left()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return left
+
+
+def syscall(doc: dict, name: str) -> dict:
+    rows = {row["name"]: row for row in doc["syscalls"]}
+    assert name in rows, f"{name} not in the report: {json.dumps(doc)[:500]}"
+    return rows[name]

@@ -1,0 +1,183 @@
+"""The real plugin, through the real docker CLI, on a real engine, with real perf."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+
+import pytest
+
+from .conftest import (REPO, Target, helpers_left, run, start_spy, syscall, wait_no_helpers)
+
+pytestmark = pytest.mark.e2e
+
+N = 12345
+FORKS = 37
+
+
+def test_metadata_is_the_plugin_protocol() -> None:
+    proc = run(str(REPO / "docker-spy"), "docker-cli-plugin-metadata")
+    meta = json.loads(proc.stdout)
+    assert set(meta) == {"SchemaVersion", "Vendor", "Version", "ShortDescription", "URL"}
+    assert meta["SchemaVersion"] == "0.1.0"
+    assert proc.stderr == ""
+
+
+def test_docker_info_lists_the_plugin(docker_env: dict[str, str]) -> None:
+    info = run("docker", "info", "--format", "{{json .ClientInfo.Plugins}}", env=docker_env)
+    plugins = {p["Name"]: p for p in json.loads(info.stdout)}
+    assert "spy" in plugins, info.stdout
+    assert "Err" not in plugins["spy"] or not plugins["spy"]["Err"], plugins["spy"]
+
+
+def test_help_documents_every_option(docker_env: dict[str, str]) -> None:
+    proc = run("docker", "spy", "--help", env=docker_env)
+    for option in ("--duration", "--format", "--top", "--helper-image", "--privileged",
+                   "--quiet", "--debug", "--log-level", "examples:"):
+        assert option in proc.stdout, option
+
+
+def test_version(docker_env: dict[str, str]) -> None:
+    from plugin import __version__
+
+    assert run("docker", "spy", "version", env=docker_env).stdout.strip() == (
+        f"docker spy version {__version__}")
+
+
+def spy_triggered(env: dict[str, str], target: Target, n: int, *args: str,
+                  forks: int = 0) -> tuple[int, str, str]:
+    spy = start_spy(env, target.name, "--log-level", "info", *args)
+    spy.wait_counting()
+    target.trigger(n, forks)
+    return spy.finish()
+
+
+def test_exact_counts_of_calls_and_failed_calls(
+        docker_env: dict[str, str], helper_image: str, target: Target) -> None:
+    code, out, err = spy_triggered(docker_env, target, N, "--duration", "3s", "--format", "json",
+                                   forks=FORKS)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["schema"] == 1
+    assert doc["partial"] is False
+    assert doc["target"]["id"] == target.id and doc["target"]["name"] == target.name
+    assert syscall(doc, "getppid")["calls"] == N
+    assert syscall(doc, "getppid")["errors"] == 0
+    assert syscall(doc, "fchdir")["calls"] == N
+    assert syscall(doc, "fchdir")["errors"] == N
+    # fork returns twice (parent and child) but is one call; each child exits once.
+    assert syscall(doc, "fork")["calls"] == FORKS
+    assert syscall(doc, "fork")["errors"] == 0
+    assert syscall(doc, "exit_group")["calls"] == FORKS
+    assert doc["window"]["requested_seconds"] == 3.0
+    assert 2.9 < doc["window"]["measured_seconds"] < 3.5
+    assert doc["host"]["kernel"] == os.uname().release
+    assert doc["host"]["perf"][0].isdigit()
+    assert doc["host"]["cgroup_version"] in (1, 2)
+    assert all(row["calls"] or row["errors"] for row in doc["syscalls"])
+    assert wait_no_helpers() == [], "a helper container was left behind"
+
+
+def test_table_output(docker_env: dict[str, str], helper_image: str, target: Target) -> None:
+    code, out, err = spy_triggered(docker_env, target, N, "-d", "2s", "--top", "2")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith(f"{target.name} ({target.id[:12]}): ")
+    rows = {line.split()[0]: line.split() for line in lines[2:] if line and line[0].isalpha()}
+    assert rows["SYSCALL"] == ["SYSCALL", "CALLS", "ERRORS", "CALLS/S", "SHARE"]
+    assert rows["getppid"][1:3] == [f"{N:,}", "0"]
+    assert rows["fchdir"][1:3] == [f"{N:,}", f"{N:,}"]
+    assert "total" in rows
+    assert len(rows) == 4  # the header, the two --top rows, the total
+    assert "{" not in err.replace("{}", "")  # logs are not JSON dumped at the user
+
+
+def test_runs_straight_after_each_other_are_exact(
+        docker_env: dict[str, str], helper_image: str, target: Target) -> None:
+    for n in (1000, 2000):
+        code, out, err = spy_triggered(docker_env, target, n, "-d", "1s", "--format", "json")
+        assert code == 0, err
+        assert syscall(json.loads(out), "getppid")["calls"] == n
+    assert wait_no_helpers() == []
+
+
+def _one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("docker spy: ")
+    assert "Traceback" not in proc.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("ref, status, words", [
+    ("no-such-container-spy", 1, "no such container"),
+    ("bad;name", 2, "not a container name"),
+    ("", 2, "empty"),
+])
+def test_bad_targets_fail_with_one_line(docker_env: dict[str, str], ref: str, status: int,
+                                        words: str) -> None:
+    proc = run("docker", "spy", ref, "-d", "1s", env=docker_env, check=False)
+    assert proc.returncode == status
+    assert words in _one_error_line(proc)
+    assert proc.stdout == ""
+    assert helpers_left() == []
+
+
+def test_stopped_container_is_refused(docker_env: dict[str, str], engine: None) -> None:
+    name = "spy-e2e-created"
+    run("docker", "rm", "-f", name, check=False)
+    run("docker", "create", "--name", name, "debian:trixie-slim", "true")
+    try:
+        proc = run("docker", "spy", name, "-d", "1s", env=docker_env, check=False)
+        assert proc.returncode == 1
+        assert "not running" in _one_error_line(proc)
+    finally:
+        run("docker", "rm", "-f", name, check=False)
+
+
+def test_ambiguous_id_prefix_is_refused(docker_env: dict[str, str], engine: None) -> None:
+    created: list[str] = []
+    try:
+        by_first: dict[str, str] = {}
+        prefix = None
+        while prefix is None:  # 17 ids always share a first hex digit
+            cid = run("docker", "create", "--label", "spy-e2e=1", "debian:trixie-slim",
+                      "true").stdout.strip()
+            created.append(cid)
+            prefix = cid[0] if cid[0] in by_first else None
+            by_first[cid[0]] = cid
+        proc = run("docker", "spy", prefix, "-d", "1s", env=docker_env, check=False)
+        assert proc.returncode == 1
+        assert "more than one container" in _one_error_line(proc)
+    finally:
+        if created:
+            run("docker", "rm", "-f", *created, check=False)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["-d", "30x"], "invalid duration"),
+    (["-d", "0s"], "out of range"),
+    (["--format", "yaml"], "invalid choice"),
+    (["--top", "0"], "not a positive"),
+    (["--no-such-flag"], "unrecognized"),
+])
+def test_bad_flags_fail_with_one_line(docker_env: dict[str, str], args: list[str],
+                                      words: str) -> None:
+    proc = run("docker", "spy", "web", *args, env=docker_env, check=False)
+    assert proc.returncode == 2
+    assert words in _one_error_line(proc)
+
+
+def test_install_and_uninstall(tmp_path, engine: None) -> None:
+    env = {**os.environ, "DOCKER_CONFIG": str(tmp_path)}
+    link = tmp_path / "cli-plugins" / "docker-spy"
+    run(str(REPO / "docker-spy"), "install", env=env)
+    assert link.is_symlink() and link.resolve() == (REPO / "docker-spy").resolve()
+    listed = run("docker", "info", "--format", "{{json .ClientInfo.Plugins}}", env=env).stdout
+    assert any(p["Name"] == "spy" for p in json.loads(listed))
+    run(str(REPO / "docker-spy"), "uninstall", env=env)
+    assert not link.exists() and not link.is_symlink()
+    listed = run("docker", "info", "--format", "{{json .ClientInfo.Plugins}}", env=env).stdout
+    assert not any(p["Name"] == "spy" for p in json.loads(listed or "[]") or [])
