@@ -128,6 +128,12 @@ def resolve(proc_cgroup: str, mountinfo: str) -> PerfCgroup:
     else:
         chosen = [line for line in lines if PERF_CONTROLLER in line.controllers]
         want = "the perf_event line"
+    if mount.fstype == "cgroup2" and any(PERF_CONTROLLER in line.controllers for line in lines):
+        # perf_event is bound to a v1 hierarchy that is not mounted here, so cgroup2 has none.
+        raise CgroupError(
+            "the perf_event controller is on cgroup v1 but no perf_event mount is visible "
+            "(mount it on the host: mount -t cgroup -o perf_event cgroup /sys/fs/cgroup/perf_event)"
+        )
     if not chosen:
         raise CgroupError(f"/proc/<pid>/cgroup has no {want} for the mount perf uses")
     path = chosen[0].path

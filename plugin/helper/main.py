@@ -134,7 +134,9 @@ class PerfRun:
     def failure(self) -> HelperFailure:
         text = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
         lines = [line.strip() for line in text.splitlines() if line.strip()]
-        last = lines[-1] if lines else f"exit status {self.proc.returncode}"
+        status = self.proc.returncode
+        how = f"killed by signal {-status}" if status is not None and status < 0 else f"exit status {status}"
+        last = lines[-1] if lines else how
         code = "permission" if "ermission" in text or "EACCES" in text else "perf"
         return HelperFailure(code, f"perf failed: {last[:300]}")
 
