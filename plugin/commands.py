@@ -6,7 +6,6 @@ so the plugin-metadata path stays light.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from pathlib import Path

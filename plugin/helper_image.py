@@ -92,7 +92,7 @@ def build(client: "docker.DockerClient", progress: Callable[[str], None]) -> str
                 image_id = chunk["aux"].get("ID", image_id)
     except docker.errors.APIError as e:
         raise HelperImageError(f"the engine refused to build the helper image: {e.explanation}",
-                               f"docker spy build-helper --debug shows more") from None
+                               "docker spy build-helper --debug shows more") from None
     except docker.errors.DockerException as e:
         raise DaemonError(f"the engine stopped answering during the build: {e}") from None
     return image_id or client.images.get(tag).id

@@ -15,26 +15,18 @@ import json
 import os
 import platform
 import resource
-import select
 import signal
 import subprocess
 import sys
 import threading
-import time
 from datetime import datetime, timezone
 
 from . import cgroup, perf
+from .perfrun import HelperFailure, PerfRun
 
 SCHEMA = 1
 TRACEFS_CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
-START_TIMEOUT_S = 60.0  # opening ~700 events x CPUs on a large host takes a while
 PRINT_GRACE_S = 30.0
-
-
-class HelperFailure(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def emit_status(event: str, **fields: object) -> None:
@@ -100,72 +92,6 @@ def perf_version() -> str:
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return out.stdout.strip().removeprefix("perf version ") or "unknown"
-
-
-class PerfRun:
-    """One perf stat process, its control pipes and its log pipe."""
-
-    def __init__(self, counters: list[perf.Counter], cgroup_name: str, window_ms: int) -> None:
-        ctl_r, self.ctl_w = os.pipe()
-        self.ack_r, ack_w = os.pipe()
-        self.log_r, log_w = os.pipe()
-        args = perf.argv(counters, cgroup_name, window_ms, (ctl_r, ack_w), log_w)
-        self.proc = subprocess.Popen(
-            args, pass_fds=(ctl_r, ack_w, log_w), stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )
-        for fd in (ctl_r, ack_w, log_w):
-            os.close(fd)
-        self.printed = threading.Event()
-
-    def wait_started(self) -> None:
-        """Block until every event is open and enabled (perf acks a ping from its main loop)."""
-        os.write(self.ctl_w, b"ping\n")
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.ack_r], [], [], 0.2)
-            if ready and os.read(self.ack_r, 64).startswith(b"ack"):
-                return
-            if self.proc.poll() is not None:
-                raise self.failure()
-        self.proc.kill()
-        raise HelperFailure("perf", f"perf did not start counting within {START_TIMEOUT_S:.0f} s")
-
-    def failure(self) -> HelperFailure:
-        text = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
-        status = self.proc.returncode
-        how = f"killed by signal {-status}" if status is not None and status < 0 else f"exit status {status}"
-        last = lines[-1] if lines else how
-        code = "permission" if "ermission" in text or "EACCES" in text else "perf"
-        return HelperFailure(code, f"perf failed: {last[:300]}")
-
-    def stop(self) -> None:
-        """End the window now; SIGINT makes perf print the counts so far (SIGTERM would not)."""
-        if not self.printed.is_set() and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-
-    def read_interval(self, n_counters: int, timeout_s: float) -> list[str]:
-        lines: list[str] = []
-        buf = b""
-        deadline = time.monotonic() + timeout_s
-        while sum(perf.is_data_line(line) for line in lines) < n_counters:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                self.proc.kill()
-                raise HelperFailure("perf", "perf did not print its counts in time")
-            ready, _, _ = select.select([self.log_r], [], [], min(left, 1.0))
-            if not ready:
-                continue
-            chunk = os.read(self.log_r, 1 << 16)
-            if not chunk:
-                self.proc.wait()
-                raise self.failure()
-            buf += chunk
-            *done, buf = buf.split(b"\n")
-            lines += [d.decode(errors="replace") for d in done]
-        self.printed.set()
-        return lines
 
 
 def watch_stdin(run: PerfRun, stopped: threading.Event) -> None:
@@ -253,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.flush()  # the document is complete: the plugin need not wait for the close
     if run is not None:
         emit_status("closing")
-        run.proc.wait()  # closing the events is slow; the container goes when perf does
+        run.finish()  # closing the events is slow; the container goes when perf does
     return status
 
 

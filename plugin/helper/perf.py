@@ -70,13 +70,14 @@ def argv(
 ) -> list[str]:
     """perf stat counting `counters` for `cgroup` on every CPU, printing once after the window.
 
-    `-I window --interval-count 1` prints on time; the plain end-of-run print would come
-    only after closing every event (one RCU grace period per tracepoint, ~15 s). The control
+    `-I window` prints on time; the plain end-of-run print would come only after closing
+    every event (one RCU grace period per tracepoint, ~15 s). perf goes on printing every
+    window until it is stopped, which lets the helper keep the events open. The control
     fds let the caller learn when counting starts (`ping` is acked from perf's main loop,
     which runs only once every event is enabled). SIGINT prints the counts so far."""
     args = [
         perf, "stat", "--no-big-num", "-x", ",",
-        "-I", str(window_ms), "--interval-count", "1",
+        "-I", str(window_ms),
         "-a", "--control", f"fd:{control[0]},{control[1]}", "--log-fd", str(log_fd),
     ]
     for counter in counters:

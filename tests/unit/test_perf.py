@@ -49,7 +49,7 @@ def test_argv_puts_the_cgroup_after_every_event() -> None:
     args = perf.argv(counters, "/docker/abc", 2500, (5, 6), 7)
     assert args[:2] == ["perf", "stat"]
     assert args[args.index("-I") + 1] == "2500"
-    assert args[args.index("--interval-count") + 1] == "1"
+    assert "--interval-count" not in args  # perf keeps printing until stopped (see perfrun)
     assert args[args.index("--control") + 1] == "fd:5,6"
     assert args[args.index("--log-fd") + 1] == "7"
     assert args[-2:] == ["-G", "/docker/abc"]

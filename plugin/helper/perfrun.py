@@ -1,0 +1,148 @@
+"""One perf stat process: start it, know when it counts, read its counts, stop it, and let
+it go without making the next helper wait.
+
+Closing ~360 syscall tracepoints costs one RCU grace period each (~15 s here), under the
+kernel's event_mutex; a perf that opens events meanwhile waits for that mutex, so a run
+started during another's close was measured at window + 12 s. A tracepoint is only
+unregistered when its last perf event closes, though. So after its report a helper keeps its
+events open but disabled for a short while (LINGER_S); if another helper starts counting
+meanwhile, it holds every tracepoint itself, and this one's close costs no grace period.
+Helpers see each other through the host PID namespace, by process name (COUNTING, IDLE).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import select
+import signal
+import subprocess
+import threading
+import time
+
+from . import perf
+
+START_TIMEOUT_S = 60.0  # opening ~700 events x CPUs on a large host takes a while
+LINGER_S = 10.0
+COUNTING = b"spy-helper:cnt"  # a process name is at most 15 bytes
+IDLE = b"spy-helper:idle"
+PR_SET_NAME = 15
+
+
+class HelperFailure(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def set_process_name(name: bytes) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_NAME, ctypes.c_char_p(name), 0, 0, 0)
+
+
+def other_helper_counting(proc_root: str = "/proc") -> bool:
+    me = str(os.getpid())
+    for pid in os.listdir(proc_root):
+        if not pid.isdigit() or pid == me:
+            continue
+        try:
+            with open(f"{proc_root}/{pid}/comm", "rb") as f:
+                if f.read().strip() == COUNTING:
+                    return True
+        except OSError:
+            continue  # gone, or not ours to read
+    return False
+
+
+class PerfRun:
+    """One perf stat process, its control pipes and its log pipe."""
+
+    def __init__(self, counters: list[perf.Counter], cgroup_name: str, window_ms: int) -> None:
+        ctl_r, self.ctl_w = os.pipe()
+        self.ack_r, ack_w = os.pipe()
+        self.log_r, log_w = os.pipe()
+        args = perf.argv(counters, cgroup_name, window_ms, (ctl_r, ack_w), log_w)
+        self.proc = subprocess.Popen(
+            args, pass_fds=(ctl_r, ack_w, log_w), stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        for fd in (ctl_r, ack_w, log_w):
+            os.close(fd)
+        self.printed = threading.Event()
+
+    def wait_started(self) -> None:
+        """Block until every event is open and enabled (perf acks a ping from its main loop)."""
+        os.write(self.ctl_w, b"ping\n")
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.ack_r], [], [], 0.2)
+            if ready and os.read(self.ack_r, 64).startswith(b"ack"):
+                set_process_name(COUNTING)
+                return
+            if self.proc.poll() is not None:
+                raise self.failure()
+        self.proc.kill()
+        raise HelperFailure("perf", f"perf did not start counting within {START_TIMEOUT_S:.0f} s")
+
+    def failure(self) -> HelperFailure:
+        text = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        status = self.proc.returncode
+        how = f"killed by signal {-status}" if status is not None and status < 0 else f"exit status {status}"
+        last = lines[-1] if lines else how
+        code = "permission" if "ermission" in text or "EACCES" in text else "perf"
+        return HelperFailure(code, f"perf failed: {last[:300]}")
+
+    def stop(self) -> None:
+        """End the window now; SIGINT makes perf print the counts so far (SIGTERM would not)."""
+        if not self.printed.is_set() and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+
+    def read_interval(self, n_counters: int, timeout_s: float) -> list[str]:
+        lines: list[str] = []
+        buf = b""
+        deadline = time.monotonic() + timeout_s
+        while sum(perf.is_data_line(line) for line in lines) < n_counters:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.proc.kill()
+                raise HelperFailure("perf", "perf did not print its counts in time")
+            ready, _, _ = select.select([self.log_r], [], [], min(left, 1.0))
+            if not ready:
+                continue
+            chunk = os.read(self.log_r, 1 << 16)
+            if not chunk:
+                self.proc.wait()
+                raise self.failure()
+            buf += chunk
+            *done, buf = buf.split(b"\n")
+            lines += [d.decode(errors="replace") for d in done]
+        self.printed.set()
+        return lines
+
+    def finish(self, linger_s: float = LINGER_S) -> int:
+        """After the report: disable the events, keep them open until another helper counts
+        or linger_s passes, then let perf close them. Returns perf's exit status."""
+        set_process_name(IDLE)
+        if self.proc.poll() is None:
+            try:
+                os.write(self.ctl_w, b"disable\n")
+            except OSError:
+                pass
+            # perf goes on printing (zeros) every window; a full pipe would block it.
+            threading.Thread(target=self._drain, daemon=True).start()
+            deadline = time.monotonic() + linger_s
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                if other_helper_counting():
+                    break
+                time.sleep(0.05)
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGINT)
+        return self.proc.wait()
+
+    def _drain(self) -> None:
+        try:
+            while os.read(self.log_r, 1 << 16):
+                pass
+        except OSError:
+            pass
