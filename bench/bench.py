@@ -183,6 +183,33 @@ def _perf_fds_open(container: str, expected: int, timeout: float = 120) -> float
     sys.exit("bench: perf did not open its events")
 
 
+def perf_container(name: str, method: str, container: str, helper_image: str,
+                   *command: str) -> list[str]:
+    """The plain perf method: perf stat in a container with perf, on a cgroup, system-wide."""
+    events = "syscalls:*" if method == "perf syscalls:*" else "syscalls:sys_enter_*"
+    return ["docker", "run", "--rm", "--name", name, "--pid=host", "--cgroupns=host",
+            "--cap-add", "SYS_ADMIN", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:ro",
+            "--entrypoint", "perf", helper_image, "stat", "-e", events, "-a",
+            "-G", cgroup_of(container), "--", *command]
+
+
+def ctrl_c_container(name: str) -> None:
+    """SIGINT to perf and its `sleep`, as a terminal's Ctrl-C reaches the foreground group;
+    perf alone would go on waiting for its workload."""
+    pid = pid_of(name)
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    for p in (*children, str(pid)):
+        try:
+            os.kill(int(p), signal.SIGINT)
+        except ProcessLookupError:
+            pass
+
+
+def perf_fds(method: str, n_events: dict[str, int]) -> int:
+    events = "syscalls:*" if method == "perf syscalls:*" else "syscalls:sys_enter_*"
+    return n_events[events] * (os.cpu_count() or 1)
+
+
 def start(method: str, container: str, helper_image: str, n_events: dict[str, int]) -> Session:
     t0 = time.monotonic()
     if method == "untraced":
@@ -198,19 +225,13 @@ def start(method: str, container: str, helper_image: str, n_events: dict[str, in
                                 proc.communicate(timeout=300))
         return session
     if method.startswith("perf"):
-        events = "syscalls:*" if method == "perf syscalls:*" else "syscalls:sys_enter_*"
         name = f"bench-perf-{os.getpid()}"
-        proc = subprocess.Popen(
-            ["docker", "run", "--rm", "--name", name, "--pid=host", "--cgroupns=host",
-             "--cap-add", "SYS_ADMIN", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:ro",
-             "--entrypoint", "perf", helper_image, "stat", "-e", events, "-a",
-             "-G", cgroup_of(container), "--", "sleep", "3600"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+        proc = subprocess.Popen(perf_container(name, method, container, helper_image, "sleep", "3600"),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
         session = Session(None, t0)
-        session.counting_at = _perf_fds_open(name, n_events[events] * (os.cpu_count() or 1))
+        session.counting_at = _perf_fds_open(name, perf_fds(method, n_events))
         session.proc = proc
-        session.stop = lambda: (sh("docker", "kill", "-s", "INT", name, check=False),  # type: ignore[method-assign]
-                                proc.wait(300))
+        session.stop = lambda: (ctrl_c_container(name), proc.wait(600))  # type: ignore[method-assign]
         return session
     pids = sh("docker", "top", container, "-eo", "pid").split()[1:]
     args = ["strace", "-c", "-f", "-o", "/dev/null"]
@@ -235,15 +256,10 @@ def time_to_result(method: str, container: str, helper_image: str,
         proc.communicate(timeout=300)
         return time.monotonic() - t0, counting
     if method.startswith("perf"):
-        events = "syscalls:*" if method == "perf syscalls:*" else "syscalls:sys_enter_*"
         name = f"bench-ttr-{os.getpid()}"
-        proc = subprocess.Popen(
-            ["docker", "run", "--rm", "--name", name, "--pid=host", "--cgroupns=host",
-             "--cap-add", "SYS_ADMIN", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:ro",
-             "--entrypoint", "perf", helper_image, "stat", "-e", events, "-a",
-             "-G", cgroup_of(container), "--", "sleep", "2"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        counting = _perf_fds_open(name, n_events[events] * (os.cpu_count() or 1)) - t0
+        proc = subprocess.Popen(perf_container(name, method, container, helper_image, "sleep", "2"),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        counting = _perf_fds_open(name, perf_fds(method, n_events)) - t0
         proc.wait(600)
         return time.monotonic() - t0, counting
     session = start(method, container, helper_image, n_events)

@@ -10,13 +10,16 @@ import argparse
 import json
 import os
 import re
+import signal
 import sys
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 from . import __version__
-from .errors import ExitStatus, SpyError, UsageError
+from .errors import ExitStatus, SpyError, Terminated, UsageError, interrupt_status
 
 PLUGIN_NAME = "spy"
 URL = "https://github.com/docker-spy/docker-spy"
@@ -76,7 +79,7 @@ def parse_duration(text: str) -> float:
 
 
 def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
     return int(text)
 
@@ -145,6 +148,16 @@ def split_global(argv: Sequence[str]) -> tuple[dict[str, object], list[str]]:
     return found, args
 
 
+class _Stderr:
+    """Whatever sys.stderr is when a line is logged (tests swap it), not at set-up."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def setup_logging(level: str) -> None:
     """structlog to stderr, once; modules only ask for a logger."""
     import logging
@@ -159,7 +172,7 @@ def setup_logging(level: str) -> None:
             structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, name.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),
         cache_logger_on_first_use=True,
     )
 
@@ -176,12 +189,62 @@ def _progress(quiet: bool) -> Callable[[str], None]:
     return show
 
 
+def threading_is_main() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+# One Ctrl-C can reach the plugin twice: from the terminal, and as the docker CLI closing its
+# socket. Signals this close together are one interrupt; a later one is a second Ctrl-C.
+SAME_INTERRUPT_S = 0.5
+_last_interrupt = [float("-inf")]
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    now = time.monotonic()
+    if now - _last_interrupt[0] < SAME_INTERRUPT_S:
+        return
+    _last_interrupt[0] = now
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def watch_cli_socket(environ: dict[str, str]) -> None:
+    """The docker CLI cancels a plugin whose output is not a terminal by closing the socket
+    it names in DOCKER_CLI_PLUGIN_SOCKET (cli-plugins/socket, ConnectAndWait): its EOF
+    becomes a Ctrl-C here."""
+    address = environ.get("DOCKER_CLI_PLUGIN_SOCKET")
+    if not address:
+        return
+    import socket
+    import threading
+
+    path = "\0" + address[1:] if address.startswith("@") else address  # @: abstract socket
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.connect(path)
+    except OSError:
+        conn.close()
+        return
+
+    def wait_for_eof() -> None:
+        try:
+            while conn.recv(1):
+                pass
+        except OSError:
+            return
+        signal.raise_signal(signal.SIGINT)
+
+    threading.Thread(target=wait_for_eof, name="docker-cli-socket", daemon=True).start()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["docker-cli-plugin-metadata"]:
         print(json.dumps(metadata(), indent=2))
         return ExitStatus.OK
     debug = False
+    if threading_is_main():
+        signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, _interrupt)
     try:
         global_flags, args = split_global(argv)
         debug = bool(global_flags.get("debug"))
@@ -195,9 +258,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             traceback.print_exc()
         return e.exit_status
-    except KeyboardInterrupt:
-        print("docker spy: interrupted", file=sys.stderr)
-        return ExitStatus.INTERRUPTED
+    except KeyboardInterrupt as interrupt:
+        what = "terminated" if isinstance(interrupt, Terminated) else "interrupted"
+        print(f"docker spy: {what}", file=sys.stderr)
+        return interrupt_status(interrupt)
     except BrokenPipeError:
         # `docker spy web | head`: the reader left; say nothing more.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

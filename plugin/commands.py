@@ -6,6 +6,8 @@ so the plugin-metadata path stays light.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -14,9 +16,9 @@ from typing import Any, Sequence
 import structlog
 
 from . import __version__, daemon, helper_image, launcher, render, report, target
-from .cli import (COMMANDS, SpyOptions, _add_logging, _Parser, _progress, parse_duration,
-                  plugin_link, setup_logging, spy_parser, MAX_SECONDS)
-from .errors import ExitStatus, SpyError, UsageError
+from .cli import (COMMANDS, MAX_SECONDS, SpyOptions, _add_logging, _Parser, _progress,
+                  parse_duration, plugin_link, setup_logging, spy_parser, watch_cli_socket)
+from .errors import ExitStatus, SpyError, UsageError, interrupt_status
 
 log = structlog.get_logger(__name__)
 
@@ -38,6 +40,7 @@ def _global_options(flags: dict[str, Any]) -> daemon.GlobalOptions:
 
 def dispatch(global_flags: dict[str, Any], args: Sequence[str]) -> int:
     prog = "docker spy"
+    watch_cli_socket(dict(os.environ))
     if not args or args[0] in ("help", "-h", "--help"):
         setup_logging("warning")
         spy_parser(prog).print_help()
@@ -88,17 +91,24 @@ def spy(globals_: daemon.GlobalOptions, opts: SpyOptions) -> int:
                      counters=event.get("counters"))
             window = f"for {opts.seconds:g} s" if opts.seconds else "until Ctrl-C"
             progress(f"counting the syscalls of {tgt.name} {window}...")
+        elif event["event"] == "warning":
+            log.warning("helper", message=str(event.get("message"))[:300])
 
-    raw, interrupted = launcher.run(
+    raw, interrupt = launcher.run(
         client, launcher.HelperRun(image, tgt, seconds, opts.privileged), on_event)
     rep = report.from_helper(raw, target_id=tgt.id, target_name=tgt.name, pid=tgt.pid,
                              requested_seconds=seconds)
     if opts.seconds is None:
-        # Counting until Ctrl-C: the interrupt is the intended end of the window.
-        rep = report.Report(rep.target, rep.window, rep.host, rep.syscalls, partial=False)
+        # Counting until Ctrl-C: no window was asked for, and the interrupt is its end.
+        rep = dataclasses.replace(rep, window=dataclasses.replace(rep.window, requested_seconds=None))
+        if rep.stopped == "interrupted":
+            rep = dataclasses.replace(rep, partial=False, stopped=None)
     render.write(rep, opts.fmt, sys.stdout, top=opts.top)
-    if interrupted and opts.seconds is not None:
-        return ExitStatus.INTERRUPTED
+    if rep.stopped == "target-exited":
+        log.warning(f"container {tgt.name} stopped during the window: the report covers "
+                    f"{rep.window.measured_seconds:.2f} s")
+    if interrupt is not None and opts.seconds is not None:
+        return interrupt_status(interrupt)
     return ExitStatus.OK
 
 

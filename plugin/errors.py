@@ -10,6 +10,15 @@ class ExitStatus(IntEnum):
     ERROR = 1  # an expected failure: the target, the engine, the helper
     USAGE = 2  # the command line is wrong
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+    TERMINATED = 143  # SIGTERM (128 + SIGTERM)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: handled like Ctrl-C (the counts so far are shown), but exits 143."""
+
+
+def interrupt_status(interrupt: BaseException) -> ExitStatus:
+    return ExitStatus.TERMINATED if isinstance(interrupt, Terminated) else ExitStatus.INTERRUPTED
 
 
 class SpyError(Exception):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 import socket
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -24,7 +25,11 @@ if TYPE_CHECKING:
     import docker
 
 LABEL_TARGET = "io.docker-spy.target"
+LABEL_EXPIRES = "io.docker-spy.expires"  # unix time after which a helper is surely stale
 HELPER_ROLE = "helper-container"
+# Beyond its window a helper may linger, close perf's events (~15 s here, more on big hosts)
+# and wait out its own deadlines: a helper older than window + this is left over.
+EXPIRY_SLACK_SECONDS = 600
 # The helper's own deadlines (start, print) bound a healthy run; this bounds a broken one.
 SLACK_SECONDS = 120.0
 STDOUT, STDERR = 1, 2
@@ -40,7 +45,7 @@ class HelperRun:
     privileged: bool = False
 
 
-def container_config(run: HelperRun) -> dict[str, Any]:
+def container_config(run: HelperRun, now: float) -> dict[str, Any]:
     """The create arguments: host PID and cgroup namespaces, read-only cgroupfs, tracefs,
     no network, CAP_SYS_ADMIN only (perf_event_open system-wide; mount of tracefs where the
     host has none mounted), read-only root, no new privileges."""
@@ -52,9 +57,12 @@ def container_config(run: HelperRun) -> dict[str, Any]:
                     "--stop-on-stdin"],
         "name": f"docker-spy-{run.target.id[:12]}-{secrets.token_hex(3)}",
         "labels": {LABEL_ROLE: HELPER_ROLE, LABEL_VERSION: __version__,
-                   LABEL_TARGET: run.target.id},
+                   LABEL_TARGET: run.target.id,
+                   LABEL_EXPIRES: str(int(now + run.seconds + EXPIRY_SLACK_SECONDS))},
         "pid_mode": "host",
         "cgroupns": "host",
+        # With userns-remap on, host namespaces need the host user namespace too.
+        "userns_mode": "host",
         "network_mode": "none",
         "mounts": [
             Mount("/sys/fs/cgroup", "/sys/fs/cgroup", type="bind", read_only=True),
@@ -78,8 +86,9 @@ def container_config(run: HelperRun) -> dict[str, Any]:
 class _Session:
     """The attach stream of one helper: stdout collects the document, stderr carries events."""
 
-    def __init__(self, sock: Any) -> None:
+    def __init__(self, sock: Any, engine_answers: Callable[[], bool]) -> None:
         self.sock = sock
+        self.engine_answers = engine_answers
         self.raw: socket.socket = getattr(sock, "_sock", sock)
         self.stdout = b""
         self.stderr = b""
@@ -115,8 +124,13 @@ class _Session:
                         self._event(line.decode(errors="replace"), on_event)
         except (socket.timeout, TimeoutError):
             raise HelperError("the helper stopped answering", "docker spy --debug shows more") from None
+        except OSError as e:
+            log.debug("attach stream broke", error=str(e))  # as good as its end: see below
+        if not self.engine_answers():
+            raise DaemonError("the engine stopped answering during the run",
+                              "is it running? `docker info` tells")
         if self.stdout.strip():
-            return self.stdout
+            return self.stdout  # a document without its final newline
         said = "; ".join(self.stderr_lines[-3:]) or "nothing"
         raise HelperError(f"the helper exited without a report (it said: {said[:300]})")
 
@@ -133,11 +147,14 @@ class _Session:
 
 
 def run(client: "docker.DockerClient", spec: HelperRun,
-        on_event: Callable[[dict], None]) -> tuple[bytes, bool]:
-    """Run the helper; return its document and whether Ctrl-C cut the window short."""
+        on_event: Callable[[dict], None]) -> tuple[bytes, KeyboardInterrupt | None]:
+    """Run the helper; return its document, and the Ctrl-C (or SIGTERM) that cut the window
+    short, if one did. A second one is not caught: the plugin exits at once, and the helper,
+    its stdin closed, stops and removes itself."""
     import docker.errors
 
-    config = container_config(spec)
+    remove_leftovers(client, time.time())
+    config = container_config(spec, time.time())
     try:
         container = client.containers.create(**config)
     except docker.errors.ImageNotFound:
@@ -152,17 +169,17 @@ def run(client: "docker.DockerClient", spec: HelperRun,
     try:
         sock = client.api.attach_socket(
             container.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
-        session = _Session(sock)
+        session = _Session(sock, lambda: _answers(client))
         container.start()
         started = True
         deadline = spec.seconds + SLACK_SECONDS
         try:
-            return session.read_document(deadline, on_event), False
-        except KeyboardInterrupt:
+            return session.read_document(deadline, on_event), None
+        except KeyboardInterrupt as interrupt:
             # First Ctrl-C: end the window now and still show what was counted.
-            log.warning("interrupted: stopping the count")
+            log.warning("interrupted: stopping the count (again to quit at once)")
             session.send(b"stop\n")
-            return session.read_document(SLACK_SECONDS, on_event), True
+            return session.read_document(SLACK_SECONDS, on_event), interrupt
     except docker.errors.APIError as e:
         raise HelperError(f"the helper could not start: {e.explanation}",
                           "try --privileged on hosts that refuse CAP_SYS_ADMIN alone") from None
@@ -175,6 +192,39 @@ def run(client: "docker.DockerClient", spec: HelperRun,
             _remove(container)
 
 
+def _answers(client: "docker.DockerClient") -> bool:
+    try:
+        return bool(client.ping())
+    except Exception:  # any failure to answer is the answer
+        return False
+
+
+def remove_leftovers(client: "docker.DockerClient", now: float) -> list[str]:
+    """Remove helpers that earlier runs left behind (a run killed before its helper started,
+    an engine restarted mid-run): never started or exited ones, and running ones past their
+    expiry. A running helper within its expiry belongs to a run still going: it stays."""
+    import docker.errors
+
+    try:
+        helpers = client.containers.list(all=True, filters={"label": f"{LABEL_ROLE}={HELPER_ROLE}"})
+    except docker.errors.DockerException as e:
+        log.debug("could not list helpers", error=str(e))
+        return []
+    removed = []
+    for helper in helpers:
+        labels = helper.labels or {}
+        try:
+            expired = float(labels.get(LABEL_EXPIRES, "0")) < now
+        except ValueError:
+            expired = True
+        if not expired and helper.status not in ("exited", "dead"):
+            continue  # running, or being started by a run going on now
+        log.warning("removing a helper an earlier run left behind", container=helper.name)
+        _remove(helper)
+        removed.append(helper.name)
+    return removed
+
+
 def _remove(container: Any) -> None:
     import docker.errors
 
@@ -182,5 +232,8 @@ def _remove(container: Any) -> None:
         container.remove(force=True)
     except docker.errors.NotFound:
         pass
+    except docker.errors.APIError as e:
+        if e.status_code != 409:  # 409: the engine is removing it already (AutoRemove)
+            log.warning("could not remove the helper", container=container.name, error=str(e))
     except docker.errors.DockerException as e:
         log.warning("could not remove the helper", container=container.name, error=str(e))

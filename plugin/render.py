@@ -12,10 +12,17 @@ from .report import Report, to_document
 HEADERS = ("SYSCALL", "CALLS", "ERRORS", "CALLS/S", "SHARE")
 
 
+WHY_PARTIAL = {"interrupted": "interrupted", "target-exited": "the container stopped",
+               "helper-stopped": "the helper was stopped"}
+
+
 def title(report: Report) -> str:
     t = report.target
     w = report.window
-    partial = ", PARTIAL" if report.partial else ""
+    partial = ""
+    if report.partial:
+        why = WHY_PARTIAL.get(report.stopped or "", "")
+        partial = f", PARTIAL ({why})" if why else ", PARTIAL"
     return (f"{t.name} ({t.id[:12]}): {report.total_calls:,} syscalls in "
             f"{w.measured_seconds:.2f} s{partial}")
 

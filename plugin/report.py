@@ -20,6 +20,7 @@ MAX_SYSCALLS = 2048
 MAX_COUNT = (1 << 64) - 1
 _SYSCALL_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
 _TEXT = re.compile(r"^[\x20-\x7e]{0,200}$")
+STOP_REASONS = ("interrupted", "target-exited", "helper-stopped")
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class SyscallCount:
 
 @dataclass(frozen=True)
 class Window:
-    requested_seconds: float
+    requested_seconds: float | None  # None: counted until Ctrl-C
     measured_seconds: float
     started_at: str
 
@@ -61,6 +62,7 @@ class Report:
     host: Host
     syscalls: tuple[SyscallCount, ...]  # sorted by calls, most first; zero rows included
     partial: bool
+    stopped: str | None = None  # why the window ended early: one of STOP_REASONS
 
     @property
     def total_calls(self) -> int:
@@ -168,7 +170,15 @@ def from_helper(raw: bytes, *, target_id: str, target_name: str, pid: int,
         ),
         syscalls=tuple(syscalls),
         partial=_get(doc, "partial", bool, "report"),
+        stopped=_stop_reason(doc),
     )
+
+
+def _stop_reason(doc: dict[str, Any]) -> str | None:
+    reason = doc.get("stopped")
+    if reason is not None and reason not in STOP_REASONS:
+        raise _bad("stopped is not a known reason")
+    return reason
 
 
 def to_document(report: Report, *, include_zero: bool = False) -> dict[str, Any]:
@@ -178,6 +188,7 @@ def to_document(report: Report, *, include_zero: bool = False) -> dict[str, Any]
     return {
         "schema": SCHEMA,
         "partial": report.partial,
+        "stopped": report.stopped,
         "target": {"id": report.target.id, "name": report.target.name,
                    "pid": report.target.pid, "cgroup": report.target.cgroup},
         "window": {"requested_seconds": report.window.requested_seconds,

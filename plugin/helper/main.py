@@ -26,6 +26,7 @@ from .perfrun import HelperFailure, PerfRun
 
 SCHEMA = 1
 TRACEFS_CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+MS_RDONLY, MS_REMOUNT, MS_BIND = 1, 32, 4096
 PRINT_GRACE_S = 30.0
 
 
@@ -47,6 +48,18 @@ def read_text(path: str, what: str) -> str:
 def _mount_tracefs(where: str) -> bool:
     libc = ctypes.CDLL(None, use_errno=True)
     return libc.mount(b"nodev", where.encode(), b"tracefs", 0, None) == 0
+
+
+def seal_cgroup_mounts(mounts: list[cgroup.Mount]) -> None:
+    """Make every cgroup mount read-only in the helper's mount namespace. A read-only bind
+    is not recursive on engines before Docker 25, so the controllers under /sys/fs/cgroup
+    came in writable; the helper only reads them. The host's mounts are not touched."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for mount in mounts:
+        flags = MS_RDONLY | MS_REMOUNT | MS_BIND
+        if libc.mount(None, mount.mount_point.encode(), None, flags, None) != 0:
+            emit_status("warning", message=f"could not make {mount.mount_point} read-only: "
+                                           f"{os.strerror(ctypes.get_errno())}")
 
 
 def find_tracefs() -> str:
@@ -94,18 +107,43 @@ def perf_version() -> str:
     return out.stdout.strip().removeprefix("perf version ") or "unknown"
 
 
-def watch_stdin(run: PerfRun, stopped: threading.Event) -> None:
+class Stop:
+    """Why the window ended early, if it did: the first reason wins."""
+
+    def __init__(self, run: PerfRun) -> None:
+        self.run = run
+        self.reason: str | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, reason: str) -> None:
+        with self._lock:
+            if self.reason is None and not self.run.printed.is_set():
+                self.reason = reason
+        self.run.stop()
+
+
+def watch_stdin(stop: Stop) -> None:
     for line in sys.stdin.buffer:
         if line.strip() == b"stop":
             break
-    stopped.set()
-    run.stop()
+    stop("interrupted")
+
+
+def watch_target(pid: int, stop: Stop) -> None:
+    # The target's init going away is the container stopping (or restarting, which makes a
+    # new cgroup): what was counted until then is the report.
+    while not stop.run.printed.wait(0.1):
+        if not os.path.exists(f"/proc/{pid}"):
+            stop("target-exited")
+            return
 
 
 def count(args: argparse.Namespace) -> tuple[dict, PerfRun]:
     proc_cgroup = read_text(f"/proc/{args.pid}/cgroup", f"process {args.pid}")
+    mountinfo = read_text("/proc/self/mountinfo", "mountinfo")
+    seal_cgroup_mounts(cgroup.parse_mountinfo(mountinfo))
     try:
-        target = cgroup.resolve(proc_cgroup, read_text("/proc/self/mountinfo", "mountinfo"))
+        target = cgroup.resolve(proc_cgroup, mountinfo)
     except cgroup.CgroupError as e:
         raise HelperFailure("cgroup", str(e)) from None
     if not os.path.isdir(target.directory):
@@ -117,14 +155,15 @@ def count(args: argparse.Namespace) -> tuple[dict, PerfRun]:
     counters = perf.plan(events, events)
     raise_nofile(len(counters) * (os.cpu_count() or 1) + 1024)
     run = PerfRun(counters, target.name, int(args.duration * 1000))
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: (stopped.set(), run.stop()))
+    stop = Stop(run)
+    signal.signal(signal.SIGTERM, lambda *_: stop("helper-stopped"))
     run.wait_started()
     started = datetime.now(timezone.utc)
     emit_status("counting", counters=len(counters), cgroup=target.path,
                 started_at=started.isoformat(timespec="milliseconds"))
+    threading.Thread(target=watch_target, args=(args.pid, stop), daemon=True).start()
     if args.stop_on_stdin:
-        threading.Thread(target=watch_stdin, args=(run, stopped), daemon=True).start()
+        threading.Thread(target=watch_stdin, args=(stop,), daemon=True).start()
     lines = run.read_interval(len(counters), args.duration + PRINT_GRACE_S)
     try:
         counts = perf.parse_interval(lines, counters)
@@ -132,7 +171,8 @@ def count(args: argparse.Namespace) -> tuple[dict, PerfRun]:
         raise HelperFailure("perf", str(e)) from None
     report = {
         "schema": SCHEMA,
-        "partial": stopped.is_set() or counts.seconds < args.duration * 0.999,
+        "partial": stop.reason is not None or counts.seconds < args.duration * 0.999,
+        "stopped": stop.reason,
         "target": {"pid": args.pid, "cgroup": target.path},
         "window": {
             "requested_seconds": args.duration,

@@ -94,7 +94,7 @@ def _count(field: str, line: str) -> int:
         return 0  # the cgroup never ran while the counter was enabled
     if field == "<not supported>":
         raise PerfOutputError(f"perf cannot count this event: {line[:200]!r}")
-    if not field.isdigit():
+    if not (field.isascii() and field.isdigit()):  # int() would take "١٢" too
         raise PerfOutputError(f"not a count: {line[:200]!r}")
     return int(field)
 

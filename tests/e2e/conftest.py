@@ -94,9 +94,8 @@ class Target:
             time.sleep(0.01)
 
 
-@pytest.fixture
-def target(workload: Path, tmp_path: Path) -> Iterator[Target]:
-    spy_dir = tmp_path / "spy"
+def running_target(workload: Path, spy_dir: Path) -> Iterator[Target]:
+    """A container running the workload, its trigger folder bound at /spy; removed after."""
     spy_dir.mkdir()
     shutil.copy(workload, spy_dir / "workload")
     name = f"spy-e2e-{secrets.token_hex(4)}"
@@ -106,6 +105,16 @@ def target(workload: Path, tmp_path: Path) -> Iterator[Target]:
         yield Target(name, cid, spy_dir)
     finally:
         run("docker", "rm", "-f", name, check=False)
+
+
+@pytest.fixture
+def target(workload: Path, tmp_path: Path) -> Iterator[Target]:
+    yield from running_target(workload, tmp_path / "spy")
+
+
+@pytest.fixture
+def second_target(workload: Path, tmp_path: Path) -> Iterator[Target]:
+    yield from running_target(workload, tmp_path / "spy-second")
 
 
 @dataclass
@@ -134,9 +143,12 @@ class SpyRun:
         return code, out, "".join(self.stderr_lines)
 
 
-def start_spy(env: dict[str, str], *args: str) -> SpyRun:
+def start_spy(env: dict[str, str], *args: str, new_session: bool = False) -> SpyRun:
+    """`docker spy ARGS` in the background; with new_session, in a process group of its own
+    that a test can signal as a terminal would."""
     proc = subprocess.Popen(["docker", "spy", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=new_session)
     spy = SpyRun(proc)
     spy._thread = threading.Thread(target=spy._pump, daemon=True)  # type: ignore[attr-defined]
     spy._thread.start()  # type: ignore[attr-defined]

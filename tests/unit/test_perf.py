@@ -98,6 +98,8 @@ def test_parse_rejects_lines_out_of_order() -> None:
     ("<not supported>", "cannot count"),
     ("12x", "not a count"),
     ("-5", "not a count"),
+    ("\u00b2", "not a count"),  # str.isdigit() says yes, int() says no
+    ("\u0661\u0662", "not a count"),  # int() would read 12
 ])
 def test_parse_rejects_bad_counts(field: str, message: str) -> None:
     lines, counters = recorded("interval-busy.csv")

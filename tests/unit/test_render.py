@@ -30,7 +30,11 @@ def test_top_limits_rows_but_not_the_total() -> None:
 
 def test_partial_reports_say_so_in_the_title() -> None:
     doc = dict(RECORDED, partial=True)
-    assert "PARTIAL" in render.table(load(doc)).splitlines()[0]
+    assert render.table(load(doc)).splitlines()[0].endswith(", PARTIAL")
+    doc = dict(RECORDED, partial=True, stopped="target-exited")
+    assert render.table(load(doc)).splitlines()[0].endswith(", PARTIAL (the container stopped)")
+    doc = dict(RECORDED, partial=True, stopped="interrupted")
+    assert render.table(load(doc)).splitlines()[0].endswith(", PARTIAL (interrupted)")
 
 
 def test_json_format_is_one_document() -> None:

@@ -90,6 +90,8 @@ HOSTILE = [
     ("partial not bool", _set("partial", "no"), "wrong type"),
     ("syscalls not list", _set("syscalls", {}), "wrong type"),
     ("row not object", _set("syscalls.0", 7), "missing"),
+    ("unknown stop reason", _set("stopped", "bored"), "not a known reason"),
+    ("stop reason not text", _set("stopped", 1), "not a known reason"),
 ]
 
 

@@ -1,0 +1,277 @@
+"""Nothing lost, nothing left behind: signals, a target that stops, leftovers, concurrency,
+an engine that goes away, and the catalogue of bad input. Real CLI, engine and perf."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import (BASE_IMAGE, HELPER_LABEL, Target, run, start_spy, syscall,
+                       wait_no_helpers)
+
+pytestmark = pytest.mark.e2e
+N = 54321
+
+
+def interrupt(spy, sig: int) -> None:
+    os.killpg(spy.proc.pid, sig)  # as a terminal does: the CLI and the plugin both get it
+
+
+@pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupt_reports_what_was_counted(docker_env, helper_image, target: Target,
+                                            sig: int, status: int) -> None:
+    spy = start_spy(docker_env, target.name, "-d", "60s", "--format", "json", "-l", "info",
+                    new_session=True)
+    spy.wait_counting()
+    target.trigger(N)
+    started = time.monotonic()
+    interrupt(spy, sig)
+    code, out, err = spy.finish()
+    assert time.monotonic() - started < 10
+    assert code == status, err
+    doc = json.loads(out)
+    assert doc["partial"] is True and doc["stopped"] == "interrupted"
+    assert syscall(doc, "getppid")["calls"] == N and syscall(doc, "fchdir")["errors"] == N
+    assert doc["window"]["measured_seconds"] < 60
+    assert wait_no_helpers() == []
+
+
+def test_interrupt_table_says_partial(docker_env, helper_image, target: Target) -> None:
+    spy = start_spy(docker_env, target.name, "-d", "60s", "-l", "info", new_session=True)
+    spy.wait_counting()
+    interrupt(spy, signal.SIGINT)
+    code, out, err = spy.finish()
+    assert code == 130, err
+    assert out.splitlines()[0].endswith("PARTIAL (interrupted)")
+
+
+def test_second_interrupt_exits_at_once(docker_env, helper_image, target: Target) -> None:
+    spy = start_spy(docker_env, target.name, "-d", "60s", "-l", "info", new_session=True)
+    spy.wait_counting()
+    interrupt(spy, signal.SIGINT)
+    time.sleep(0.7)  # later than one Ctrl-C told twice (terminal and docker CLI socket)
+    interrupt(spy, signal.SIGINT)
+    code, out, err = spy.finish(timeout=20)
+    assert code == 130
+    assert wait_no_helpers() == []
+
+
+def test_until_ctrl_c_is_a_whole_report(docker_env, helper_image, target: Target) -> None:
+    spy = start_spy(docker_env, target.name, "--format", "json", "-l", "info", new_session=True)
+    spy.wait_counting()
+    target.trigger(N)
+    interrupt(spy, signal.SIGINT)
+    code, out, err = spy.finish()
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["partial"] is False and syscall(doc, "getppid")["calls"] == N
+    assert doc["window"]["requested_seconds"] is None and doc["stopped"] is None
+
+
+def test_target_stopping_during_the_window(docker_env, helper_image, target: Target) -> None:
+    spy = start_spy(docker_env, target.name, "-d", "60s", "--format", "json", "-l", "info")
+    spy.wait_counting()
+    target.trigger(N)
+    run("docker", "kill", target.name)
+    code, out, err = spy.finish()
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["partial"] is True and doc["stopped"] == "target-exited"
+    assert syscall(doc, "getppid")["calls"] == N
+    assert f"container {target.name} stopped during the window" in err
+    assert wait_no_helpers() == []
+
+
+def test_two_spies_on_one_container(docker_env, helper_image, target: Target) -> None:
+    spies = [start_spy(docker_env, target.name, "-d", "8s", "--format", "json", "-l", "info")
+             for _ in range(2)]
+    for spy in spies:
+        spy.wait_counting()
+    target.trigger(N)
+    for spy in spies:
+        code, out, err = spy.finish()
+        assert code == 0, err
+        assert syscall(json.loads(out), "getppid")["calls"] == N
+
+
+def test_two_spies_on_two_containers(docker_env, helper_image, target: Target,
+                                     second_target: Target) -> None:
+    pairs = [(t, start_spy(docker_env, t.name, "-d", "8s", "--format", "json", "-l", "info"))
+             for t in (target, second_target)]
+    for _, spy in pairs:
+        spy.wait_counting()
+    target.trigger(1111)
+    second_target.trigger(2222)
+    for t, spy in pairs:
+        code, out, err = spy.finish()
+        assert code == 0, err
+        expected = 1111 if t is target else 2222
+        assert syscall(json.loads(out), "getppid")["calls"] == expected
+
+
+def test_millions_of_calls_per_second_are_all_counted(docker_env, helper_image,
+                                                      target: Target) -> None:
+    many = 40_000_000
+    spy = start_spy(docker_env, target.name, "-d", "120s", "--format", "json", "-l", "info")
+    spy.wait_counting()
+    started = time.monotonic()
+    target.trigger(many, timeout=115)
+    rate = 2 * many / (time.monotonic() - started)
+    code, out, err = spy.finish(timeout=200)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert syscall(doc, "getppid")["calls"] == many
+    assert syscall(doc, "fchdir")["calls"] == many and syscall(doc, "fchdir")["errors"] == many
+    assert rate > 1_000_000, f"the target made only {rate:,.0f} calls/s"
+
+
+def test_leftover_helpers_are_removed(docker_env, helper_image, target: Target) -> None:
+    labels = ["--label", HELPER_LABEL]
+    never_started = run("docker", "create", *labels, "--label", "io.docker-spy.expires=1",
+                        BASE_IMAGE, "true").stdout.strip()
+    expired = run("docker", "run", "-d", *labels, "--label", "io.docker-spy.expires=1",
+                  BASE_IMAGE, "sleep", "600").stdout.strip()
+    live = run("docker", "run", "-d", *labels, "--label", "io.docker-spy.expires=99999999999",
+               BASE_IMAGE, "sleep", "600").stdout.strip()
+    try:
+        proc = run("docker", "spy", target.name, "-d", "1s", env=docker_env)
+        assert "removing a helper an earlier run left behind" in proc.stderr
+        ids = run("docker", "ps", "-aq", "--no-trunc").stdout.split()
+        assert never_started not in ids and expired not in ids
+        assert live in ids  # a running helper within its expiry belongs to a run going on
+    finally:
+        run("docker", "rm", "-f", never_started, expired, live, check=False)
+
+
+class Proxy:
+    """A unix socket in front of the engine's, to make the engine 'go away' mid-run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(self.path)
+        self.server.listen(16)
+        self.conns: list[socket.socket] = []
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            upstream.connect("/var/run/docker.sock")
+            self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.closed = True
+        self.server.close()
+        os.unlink(self.path)
+        for c in self.conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+                c.close()
+            except OSError:
+                pass
+
+
+def test_engine_going_away_mid_run(docker_env, helper_image, target: Target, tmp_path) -> None:
+    proxy = Proxy(tmp_path / "engine.sock")
+    env = {**docker_env, "DOCKER_HOST": f"unix://{proxy.path}"}
+    spy = start_spy(env, target.name, "-d", "30s", "-l", "info")
+    try:
+        spy.wait_counting()
+        proxy.close()
+        code, out, err = spy.finish(timeout=60)
+    finally:
+        if not proxy.closed:
+            proxy.close()
+    assert code == 1
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("docker spy: the engine stopped answering"), err
+    assert "Traceback" not in err and out == ""
+    assert wait_no_helpers() == []  # the helper's stdin closed with the connection
+
+
+# --- bad input: one line on stderr, a non-zero status, no traceback, no helper started ------
+
+@pytest.fixture
+def paused(target: Target):
+    run("docker", "pause", target.name)
+    yield target.name
+    run("docker", "unpause", target.name, check=False)
+
+
+@pytest.fixture
+def created():
+    name = f"spy-e2e-created-{os.getpid()}"
+    run("docker", "create", "--name", name, BASE_IMAGE, "true")
+    yield name
+    run("docker", "rm", "-f", name, check=False)
+
+
+CATALOGUE = [
+    # (what, container or fixture, extra args, exit status, words in the line)
+    ("unknown container", "no-such-container-spy", [], 1, "no such container"),
+    ("empty name", "", [], 2, "the container name is empty"),
+    ("shell metacharacters", "web;rm -rf /", [], 2, "not a container name"),
+    ("command substitution", "$(id)", [], 2, "not a container name"),
+    ("backticks", "`id`", [], 2, "not a container name"),
+    ("created, not started", "@created", [], 1, "not running"),
+    ("paused", "@paused", [], 1, "is paused"),
+    ("duration with a bad unit", "@target", ["-d", "30x"], 2, "invalid duration"),
+    ("negative duration", "@target", ["-d", "-1s"], 2, "-d/--duration"),
+    ("zero duration", "@target", ["-d", "0s"], 2, "out of range"),
+    ("empty duration", "@target", ["-d", ""], 2, "invalid duration"),
+    ("absurd duration", "@target", ["-d", "100000h"], 2, "out of range"),
+    ("unknown format", "@target", ["--format", "yaml"], 2, "invalid choice"),
+    ("unknown flag", "@target", ["--frobnicate"], 2, "unrecognized arguments"),
+    ("top zero", "@target", ["--top", "0"], 2, "not a positive"),
+    ("helper image not ours", "@target", ["--helper-image", BASE_IMAGE], 1,
+     "is not a docker spy helper image"),
+    ("helper image missing", "@target", ["--helper-image", "no-such-image:1"], 1,
+     "is not on the engine"),
+]
+
+
+@pytest.mark.parametrize("what, ref, extra, status, words", CATALOGUE, ids=[c[0] for c in CATALOGUE])
+def test_bad_input(request, docker_env, what: str, ref: str, extra: list[str], status: int,
+                   words: str) -> None:
+    if ref.startswith("@"):
+        value = request.getfixturevalue(ref[1:])
+        ref = value.name if isinstance(value, Target) else value
+    since = str(int(time.time()) - 1)
+    proc = run("docker", "spy", ref, *extra, env=docker_env, check=False)
+    until = str(int(time.time()) + 1)
+    assert proc.returncode == status, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("docker spy: ") and words in lines[0], proc.stderr
+    assert proc.stdout == ""
+    created_helpers = run("docker", "events", "--since", since, "--until", until,
+                          "--filter", "type=container", "--filter", "event=create",
+                          "--filter", f"label={HELPER_LABEL}", "--format", "{{.ID}}").stdout
+    assert created_helpers.strip() == "", f"{what}: a helper was started"

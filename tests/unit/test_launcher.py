@@ -1,0 +1,100 @@
+"""The helper container's configuration, and the clean-up of leftovers, with a fake client at
+the SDK object boundary (no HTTP is mocked)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from plugin import launcher
+from plugin.target import Target
+
+TARGET = Target(id="ab" * 32, name="web", pid=4242, image="nginx")
+
+
+def config(**kwargs) -> dict:
+    return launcher.container_config(launcher.HelperRun("sha256:img", TARGET, 30.0, **kwargs), 1000.0)
+
+
+def test_least_privilege() -> None:
+    c = config()
+    assert c["cap_drop"] == ["ALL"] and c["cap_add"] == ["SYS_ADMIN"]
+    assert "privileged" not in c
+    assert c["network_mode"] == "none"
+    assert c["read_only"] is True and set(c["tmpfs"]) == {"/tmp"}
+    assert c["security_opt"] == ["no-new-privileges"]
+    assert c["pid_mode"] == "host" and c["cgroupns"] == "host" and c["userns_mode"] == "host"
+    assert c["auto_remove"] is True
+    assert c["log_config"]["Type"] == "none"  # nothing of the helper's is written on the host
+
+
+def test_mounts_are_read_only_and_no_docker_socket() -> None:
+    mounts = config()["mounts"]
+    assert {m["Target"] for m in mounts} == {"/sys/fs/cgroup", "/sys/kernel/tracing"}
+    assert all(m["ReadOnly"] and m["Type"] == "bind" for m in mounts)
+    assert not any("docker.sock" in str(m) for m in mounts)
+
+
+def test_command_and_labels() -> None:
+    c = config()
+    assert c["command"] == ["--pid", "4242", "--duration", "30.0", "--stop-on-stdin"]
+    assert c["labels"][launcher.LABEL_TARGET] == TARGET.id
+    assert c["labels"]["io.docker-spy.role"] == launcher.HELPER_ROLE
+    assert int(c["labels"][launcher.LABEL_EXPIRES]) == 1000 + 30 + launcher.EXPIRY_SLACK_SECONDS
+    assert c["name"].startswith("docker-spy-abababababab-")
+
+
+def test_privileged_is_an_opt_in() -> None:
+    c = config(privileged=True)
+    assert c["privileged"] is True and "cap_add" not in c
+
+
+@dataclass
+class FakeContainer:
+    name: str
+    status: str
+    labels: dict[str, str]
+    removed: bool = False
+
+    def remove(self, force: bool = False) -> None:
+        assert force
+        self.removed = True
+
+
+@dataclass
+class FakeContainers:
+    items: list[FakeContainer]
+    filters: list[dict] = field(default_factory=list)
+
+    def list(self, all: bool = False, filters: dict | None = None) -> list[FakeContainer]:
+        assert all
+        self.filters.append(filters or {})
+        return self.items
+
+
+@dataclass
+class FakeClient:
+    containers: FakeContainers
+
+
+def helper(name: str, status: str, expires: str | None) -> FakeContainer:
+    labels = {"io.docker-spy.role": launcher.HELPER_ROLE}
+    if expires is not None:
+        labels[launcher.LABEL_EXPIRES] = expires
+    return FakeContainer(name, status, labels)
+
+
+def test_leftovers_are_removed_and_live_helpers_kept() -> None:
+    items = [
+        helper("live", "running", "2000"),
+        helper("starting", "created", "2000"),
+        helper("exited", "exited", "2000"),
+        helper("expired", "running", "999"),
+        helper("never-started-expired", "created", "10"),
+        helper("no-label", "running", None),
+        helper("bad-label", "running", "soon"),
+    ]
+    client = FakeClient(FakeContainers(items))
+    removed = launcher.remove_leftovers(client, now=1000.0)
+    assert removed == ["exited", "expired", "never-started-expired", "no-label", "bad-label"]
+    assert [c.name for c in items if not c.removed] == ["live", "starting"]
+    assert client.containers.filters == [{"label": f"io.docker-spy.role={launcher.HELPER_ROLE}"}]
