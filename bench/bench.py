@@ -21,9 +21,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = os.environ.get("SPY_BASE_IMAGE", "debian:trixie-slim")
@@ -339,7 +339,7 @@ def helper_footprint(loop: Loop) -> dict[str, float]:
 def table(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
-                               enumerate(zip(r, widths))) for r in rows)
+                               enumerate(zip(r, widths, strict=True))) for r in rows)
 
 
 def main() -> int:

@@ -14,9 +14,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from . import __version__
 from .errors import ExitStatus, SpyError, Terminated, UsageError, interrupt_status
@@ -53,7 +53,7 @@ class SpyOptions:
     quiet: bool
 
 
-class _Parser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
     """argparse, but an error is one line and a UsageError."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
@@ -84,13 +84,13 @@ def _positive(text: str) -> int:
     return int(text)
 
 
-def _add_logging(parser: argparse.ArgumentParser) -> None:
+def add_logging_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-D", "--debug", action="store_true", help="show debug logs (and tracebacks)")
     parser.add_argument("-l", "--log-level", choices=LOG_LEVELS, help="log level (default: warning)")
 
 
 def spy_parser(prog: str) -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = OneLineParser(
         prog=prog, usage=f"{prog} [OPTIONS] CONTAINER",
         description="Count the system calls a running container makes, per syscall: calls, "
                     "failed calls, rate and share. A short-lived helper container on the same "
@@ -108,7 +108,7 @@ def spy_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--privileged", action="store_true",
                         help="run the helper privileged, for hosts where CAP_SYS_ADMIN is not enough")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
-    _add_logging(parser)
+    add_logging_options(parser)
     parser.add_argument("-v", "--version", action="version", version=f"docker spy {__version__}")
     return parser
 
@@ -182,7 +182,7 @@ def metadata() -> dict[str, str]:
             "ShortDescription": SHORT_DESCRIPTION, "URL": URL}
 
 
-def _progress(quiet: bool) -> Callable[[str], None]:
+def progress_printer(quiet: bool) -> Callable[[str], None]:
     def show(text: str) -> None:
         if not quiet:
             print(text, file=sys.stderr, flush=True)

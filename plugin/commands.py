@@ -10,14 +10,26 @@ import dataclasses
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import structlog
 
 from . import __version__, daemon, helper_image, launcher, render, report, target
-from .cli import (COMMANDS, MAX_SECONDS, SpyOptions, _add_logging, _Parser, _progress,
-                  parse_duration, plugin_link, setup_logging, spy_parser, watch_cli_socket)
+from .cli import (
+    COMMANDS,
+    MAX_SECONDS,
+    OneLineParser,
+    SpyOptions,
+    add_logging_options,
+    parse_duration,
+    plugin_link,
+    progress_printer,
+    setup_logging,
+    spy_parser,
+    watch_cli_socket,
+)
 from .errors import ExitStatus, SpyError, UsageError, interrupt_status
 
 log = structlog.get_logger(__name__)
@@ -59,8 +71,8 @@ def dispatch(global_flags: dict[str, Any], args: Sequence[str]) -> int:
 
 
 def _command(global_flags: dict[str, Any], name: str, rest: Sequence[str]) -> int:
-    parser = _Parser(prog=f"docker spy {name}")
-    _add_logging(parser)
+    parser = OneLineParser(prog=f"docker spy {name}")
+    add_logging_options(parser)
     ns = parser.parse_args(rest)
     setup_logging(_log_level(global_flags, ns.debug, ns.log_level))
     if name == "version":
@@ -68,7 +80,7 @@ def _command(global_flags: dict[str, Any], name: str, rest: Sequence[str]) -> in
         return ExitStatus.OK
     if name == "build-helper":
         client = daemon.connect(_global_options(global_flags))
-        image_id = helper_image.build(client, _progress(False))
+        image_id = helper_image.build(client, progress_printer(False))
         print(f"{helper_image.default_tag()} {image_id}")
         return ExitStatus.OK
     link = plugin_link(global_flags.get("config"))
@@ -81,8 +93,8 @@ def spy(globals_: daemon.GlobalOptions, opts: SpyOptions) -> int:
     target.check_reference(opts.container)  # bad input fails before any engine is asked
     client = daemon.connect(globals_)
     tgt = target.resolve(client, opts.container)
-    progress = _progress(opts.quiet or not sys.stderr.isatty())
-    image = helper_image.ensure(client, opts.helper_image, _progress(opts.quiet))
+    progress = progress_printer(opts.quiet or not sys.stderr.isatty())
+    image = helper_image.ensure(client, opts.helper_image, progress_printer(opts.quiet))
     seconds = opts.seconds if opts.seconds is not None else MAX_SECONDS
 
     def on_event(event: dict) -> None:

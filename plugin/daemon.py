@@ -121,7 +121,7 @@ def _tls_config(opts: GlobalOptions, endpoint: Endpoint, environ: dict[str, str]
                      verify=ca if verify else False)
 
 
-def connect(opts: GlobalOptions, environ: dict[str, str] | None = None) -> "docker.DockerClient":
+def connect(opts: GlobalOptions, environ: dict[str, str] | None = None) -> docker.DockerClient:
     """A client for the engine the docker CLI would use, checked to answer."""
     import docker
     import docker.errors

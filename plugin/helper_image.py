@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import io
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -63,11 +64,11 @@ def _tar(files: dict[str, bytes]) -> io.BytesIO:
     return buf
 
 
-def _labels(image: "docker.models.images.Image") -> dict[str, str]:
+def _labels(image: docker.models.images.Image) -> dict[str, str]:
     return (image.attrs.get("Config") or {}).get("Labels") or {}
 
 
-def build(client: "docker.DockerClient", progress: Callable[[str], None]) -> str:
+def build(client: docker.DockerClient, progress: Callable[[str], None]) -> str:
     """Build the helper image on the engine; return its id."""
     import docker.errors
 
@@ -98,7 +99,7 @@ def build(client: "docker.DockerClient", progress: Callable[[str], None]) -> str
     return image_id or client.images.get(tag).id
 
 
-def ensure(client: "docker.DockerClient", override: str | None,
+def ensure(client: docker.DockerClient, override: str | None,
            progress: Callable[[str], None]) -> str:
     """The id of the helper image to run: --helper-image as given, or ours, built if needed."""
     import docker.errors

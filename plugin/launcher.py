@@ -11,8 +11,9 @@ import json
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -122,7 +123,7 @@ class _Session:
                     *lines, self.stderr = self.stderr.split(b"\n")
                     for line in lines:
                         self._event(line.decode(errors="replace"), on_event)
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             raise HelperError("the helper stopped answering", "docker spy --debug shows more") from None
         except OSError as e:
             log.debug("attach stream broke", error=str(e))  # as good as its end: see below
@@ -146,7 +147,7 @@ class _Session:
             log.debug("helper stderr", line=line[:500])
 
 
-def run(client: "docker.DockerClient", spec: HelperRun,
+def run(client: docker.DockerClient, spec: HelperRun,
         on_event: Callable[[dict], None]) -> tuple[bytes, KeyboardInterrupt | None]:
     """Run the helper; return its document, and the Ctrl-C (or SIGTERM) that cut the window
     short, if one did. A second one is not caught: the plugin exits at once, and the helper,
@@ -192,14 +193,14 @@ def run(client: "docker.DockerClient", spec: HelperRun,
             _remove(container)
 
 
-def _answers(client: "docker.DockerClient") -> bool:
+def _answers(client: docker.DockerClient) -> bool:
     try:
         return bool(client.ping())
     except Exception:  # any failure to answer is the answer
         return False
 
 
-def remove_leftovers(client: "docker.DockerClient", now: float) -> list[str]:
+def remove_leftovers(client: docker.DockerClient, now: float) -> list[str]:
     """Remove helpers that earlier runs left behind (a run killed before its helper started,
     an engine restarted mid-run): never started or exited ones, and running ones past their
     expiry. A running helper within its expiry belongs to a run still going: it stays."""

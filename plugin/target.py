@@ -34,7 +34,7 @@ def check_reference(ref: str) -> str:
     return ref.lstrip("/")
 
 
-def resolve(client: "docker.DockerClient", ref: str) -> Target:
+def resolve(client: docker.DockerClient, ref: str) -> Target:
     """The running container `ref` names (name, full id or unique id prefix)."""
     import docker.errors
 

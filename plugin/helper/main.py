@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from . import cgroup, perf
 from .perfrun import HelperFailure, PerfRun
@@ -158,7 +158,7 @@ def count(args: argparse.Namespace) -> tuple[dict, PerfRun]:
     stop = Stop(run)
     signal.signal(signal.SIGTERM, lambda *_: stop("helper-stopped"))
     run.wait_started()
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     emit_status("counting", counters=len(counters), cgroup=target.path,
                 started_at=started.isoformat(timespec="milliseconds"))
     threading.Thread(target=watch_target, args=(args.pid, stop), daemon=True).start()

@@ -14,8 +14,8 @@ call is counted when it returns, with these exceptions:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 NEVER_RETURN = frozenset({"exit", "exit_group"})
 RETURN_TWICE = frozenset({"fork", "vfork", "clone", "clone3"})
@@ -116,7 +116,7 @@ def parse_interval(lines: list[str], counters: list[Counter]) -> Counts:
     calls: dict[str, int] = {}
     errors: dict[str, int] = {}
     seconds = None
-    for line, counter in zip(data, counters):
+    for line, counter in zip(data, counters, strict=True):
         fields = line.strip().split(",")
         if len(fields) < 5:
             raise PerfOutputError(f"too few fields: {line[:200]!r}")

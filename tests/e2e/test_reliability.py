@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import (BASE_IMAGE, HELPER_LABEL, Target, run, start_spy, syscall,
-                       wait_no_helpers)
+from .conftest import BASE_IMAGE, HELPER_LABEL, Target, run, start_spy, syscall, wait_no_helpers
 
 pytestmark = pytest.mark.e2e
 N = 54321

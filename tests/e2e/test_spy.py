@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from .conftest import (REPO, Target, run, start_spy, syscall, wait_no_helpers)
+from .conftest import REPO, Target, run, start_spy, syscall, wait_no_helpers
 
 pytestmark = pytest.mark.e2e
 

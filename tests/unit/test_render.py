@@ -6,6 +6,7 @@ import io
 import json
 
 from plugin import render
+
 from .test_report import RECORDED, load
 
 
