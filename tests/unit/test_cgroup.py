@@ -48,44 +48,31 @@ def test_mount_root_is_stripped() -> None:
     assert got.path.startswith("/docker/") and got.name == got.path[len("/docker"):]
 
 
-def test_path_outside_the_mount_root_is_refused() -> None:
-    proc_cgroup, _ = texts("systemd-driver-scope")
-    _, mountinfo = texts("mount-root-docker")
-    with pytest.raises(cgroup.CgroupError, match="not below the mount's root"):
-        cgroup.resolve(proc_cgroup, mountinfo)
+def _hybrid_without_cgroup2() -> str:
+    _, mountinfo = texts("hybrid-cgroupfs")
+    return "\n".join(line for line in mountinfo.splitlines() if " - cgroup2 " not in line)
 
 
-def test_root_cgroup_is_refused() -> None:
-    _, mountinfo = texts("systemd-driver-scope")
-    with pytest.raises(cgroup.CgroupError, match="root cgroup"):
-        cgroup.resolve("0::/\n", mountinfo)
-
-
-def test_path_from_another_cgroup_namespace_is_refused() -> None:
-    _, mountinfo = texts("systemd-driver-scope")
-    with pytest.raises(cgroup.CgroupError, match="outside this cgroup namespace"):
-        cgroup.resolve("0::/../../system.slice/docker-1.scope\n", mountinfo)
-
-
-def test_perf_event_on_an_unmounted_v1_hierarchy_is_explained() -> None:
-    # Seen on this machine: perf_event bound to a v1 hierarchy that nobody had mounted.
+REFUSED = [
+    # (what, /proc/<pid>/cgroup, mountinfo, words of the error)
+    ("path outside the mount's root", texts("systemd-driver-scope")[0],
+     texts("mount-root-docker")[1], "not below the mount's root"),
+    ("the root cgroup", "0::/\n", texts("systemd-driver-scope")[1], "root cgroup"),
+    ("a path from another cgroup namespace", "0::/../../system.slice/docker-1.scope\n",
+     texts("systemd-driver-scope")[1], "outside this cgroup namespace"),
+    # Seen on this machine: perf_event bound to a v1 hierarchy that nobody had mounted;
     # perf cannot count cgroup2 paths then (it crashed with SIGSEGV).
-    proc_cgroup, mountinfo = texts("hybrid-cgroupfs")
-    with pytest.raises(cgroup.CgroupError, match="perf_event controller is on cgroup v1"):
-        cgroup.resolve("11:perf_event:/\n" + proc_cgroup, mountinfo)
+    ("perf_event on an unmounted v1 hierarchy", "11:perf_event:/\n" + texts("hybrid-cgroupfs")[0],
+     texts("hybrid-cgroupfs")[1], "perf_event controller is on cgroup v1"),
+    ("no usable mount", texts("hybrid-cgroupfs")[0], _hybrid_without_cgroup2(), "no cgroup mount"),
+    ("a comma, which perf -G splits on", "0::/a,b\n", texts("systemd-driver-scope")[1], "comma"),
+]
 
 
-def test_no_usable_mount() -> None:
-    proc_cgroup, mountinfo = texts("hybrid-cgroupfs")
-    only_v1 = "\n".join(line for line in mountinfo.splitlines() if " - cgroup2 " not in line)
-    with pytest.raises(cgroup.CgroupError, match="no cgroup mount"):
-        cgroup.resolve(proc_cgroup, only_v1)
-
-
-def test_comma_in_path_is_refused() -> None:
-    _, mountinfo = texts("systemd-driver-scope")
-    with pytest.raises(cgroup.CgroupError, match="comma"):
-        cgroup.resolve("0::/a,b\n", mountinfo)
+@pytest.mark.parametrize("what, proc_cgroup, mountinfo, words", REFUSED, ids=[r[0] for r in REFUSED])
+def test_refused(what: str, proc_cgroup: str, mountinfo: str, words: str) -> None:
+    with pytest.raises(cgroup.CgroupError, match=words):
+        cgroup.resolve(proc_cgroup, mountinfo)
 
 
 def test_escaped_mount_point() -> None:
