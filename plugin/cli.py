@@ -48,6 +48,9 @@ class SpyOptions:
     seconds: float | None  # None: until Ctrl-C
     fmt: str
     top: int | None
+    sort: str
+    all: bool
+    no_trunc: bool
     helper_image: str | None
     privileged: bool
     quiet: bool
@@ -100,9 +103,14 @@ def spy_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("container", help="container name, id, or unique id prefix")
     parser.add_argument("-d", "--duration", type=str, default=None, metavar="DURATION",
                         help="how long to count: 500ms, 30s, 2m, 1h (default: until Ctrl-C)")
-    parser.add_argument("--format", choices=("table", "json"), default="table",
+    parser.add_argument("--format", choices=("table", "json", "csv"), default="table",
                         help="output format (default: table)")
-    parser.add_argument("--top", type=_positive, metavar="N", help="show only the N busiest syscalls")
+    parser.add_argument("--top", type=_positive, metavar="N", help="show only the first N syscalls")
+    parser.add_argument("--sort", choices=("calls", "errors", "name", "rate"), default="calls",
+                        help="order of the rows (default: calls)")
+    parser.add_argument("-a", "--all", action="store_true",
+                        help="show syscalls that were not called too")
+    parser.add_argument("--no-trunc", action="store_true", help="do not shorten the container id")
     parser.add_argument("--helper-image", metavar="IMAGE",
                         help="run this helper image instead of docker-spy-helper:VERSION")
     parser.add_argument("--privileged", action="store_true",

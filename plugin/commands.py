@@ -7,6 +7,7 @@ so the plugin-metadata path stays light.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import sys
@@ -64,7 +65,8 @@ def dispatch(global_flags: dict[str, Any], args: Sequence[str]) -> int:
     opts = SpyOptions(
         container=ns.container,
         seconds=parse_duration(ns.duration) if ns.duration is not None else None,
-        fmt=ns.format, top=ns.top, helper_image=ns.helper_image,
+        fmt=ns.format, top=ns.top, sort=ns.sort, all=ns.all, no_trunc=ns.no_trunc,
+        helper_image=ns.helper_image,
         privileged=ns.privileged, quiet=ns.quiet,
     )
     return spy(_global_options(global_flags), opts)
@@ -73,10 +75,19 @@ def dispatch(global_flags: dict[str, Any], args: Sequence[str]) -> int:
 def _command(global_flags: dict[str, Any], name: str, rest: Sequence[str]) -> int:
     parser = OneLineParser(prog=f"docker spy {name}")
     add_logging_options(parser)
+    if name == "version":
+        parser.add_argument("--short", action="store_true", help="only the version number")
+        parser.add_argument("-f", "--format", choices=("pretty", "json"), default="pretty",
+                            help="output format (default: pretty)")
     ns = parser.parse_args(rest)
     setup_logging(_log_level(global_flags, ns.debug, ns.log_level))
     if name == "version":
-        print(f"docker spy version {__version__}")
+        if ns.short:
+            print(__version__)
+        elif ns.format == "json":
+            print(json.dumps({"version": __version__}))
+        else:
+            print(f"docker spy version {__version__}")
         return ExitStatus.OK
     if name == "build-helper":
         client = daemon.connect(_global_options(global_flags))
@@ -115,7 +126,8 @@ def spy(globals_: daemon.GlobalOptions, opts: SpyOptions) -> int:
         rep = dataclasses.replace(rep, window=dataclasses.replace(rep.window, requested_seconds=None))
         if rep.stopped == "interrupted":
             rep = dataclasses.replace(rep, partial=False, stopped=None)
-    render.write(rep, opts.fmt, sys.stdout, top=opts.top)
+    render.write(rep, render.View(opts.fmt, opts.top, opts.sort, opts.all, opts.no_trunc),
+                 sys.stdout)
     if rep.stopped == "target-exited":
         log.warning(f"container {tgt.name} stopped during the window: the report covers "
                     f"{rep.window.measured_seconds:.2f} s")

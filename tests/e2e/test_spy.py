@@ -33,16 +33,10 @@ def test_docker_info_lists_the_plugin(docker_env: dict[str, str]) -> None:
 
 def test_help_documents_every_option(docker_env: dict[str, str]) -> None:
     proc = run("docker", "spy", "--help", env=docker_env)
-    for option in ("--duration", "--format", "--top", "--helper-image", "--privileged",
-                   "--quiet", "--debug", "--log-level", "examples:"):
+    for option in ("--duration", "--format", "--top", "--sort", "--all", "--no-trunc",
+                   "--helper-image", "--privileged", "--quiet", "--debug", "--log-level",
+                   "examples:"):
         assert option in proc.stdout, option
-
-
-def test_version(docker_env: dict[str, str]) -> None:
-    from plugin import __version__
-
-    assert run("docker", "spy", "version", env=docker_env).stdout.strip() == (
-        f"docker spy version {__version__}")
 
 
 def spy_triggered(env: dict[str, str], target: Target, n: int, *args: str,
@@ -140,3 +134,29 @@ def test_install_and_uninstall(tmp_path, engine: None) -> None:
     assert not link.exists() and not link.is_symlink()
     listed = run("docker", "info", "--format", "{{json .ClientInfo.Plugins}}", env=env).stdout
     assert not any(p["Name"] == "spy" for p in json.loads(listed or "[]") or [])
+
+
+def test_csv_sorted_by_name_with_every_syscall(docker_env: dict[str, str], helper_image: str,
+                                               target: Target) -> None:
+    import csv
+    import io
+
+    code, out, err = spy_triggered(docker_env, target, 500, "-d", "1s", "--format", "csv",
+                                   "--sort", "name", "--all")
+    assert code == 0, err
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["syscall", "calls", "errors", "calls_per_second", "share_percent"]
+    names = [r[0] for r in rows[1:]]
+    assert names == sorted(names) and len(names) > 300  # every syscall, the called or not
+    by_name = {r[0]: r for r in rows[1:]}
+    assert by_name["getppid"][1:3] == ["500", "0"] and by_name["fchdir"][1:3] == ["500", "500"]
+
+
+@pytest.mark.parametrize("args, expected", [
+    ([], "docker spy version {v}"), (["--short"], "{v}"), (["--format", "json"], '{{"version": "{v}"}}'),
+])
+def test_version_forms(docker_env: dict[str, str], args: list[str], expected: str) -> None:
+    from plugin import __version__
+
+    out = run("docker", "spy", "version", *args, env=docker_env).stdout.strip()
+    assert out == expected.format(v=__version__)
