@@ -155,6 +155,10 @@ def count(args: argparse.Namespace) -> tuple[dict, PerfRun]:
     counters = perf.plan(events, events)
     raise_nofile(len(counters) * (os.cpu_count() or 1) + 1024)
     run = PerfRun(counters, target.name, int(args.duration * 1000))
+    # Asked while perf opens its events, not after the window: the report waits on nothing.
+    host = {"kernel": platform.release(), "arch": platform.machine(), "cpus": os.cpu_count() or 1,
+            "cgroup_version": target.version, "cgroup_layout": target.layout,
+            "perf": perf_version()}
     stop = Stop(run)
     signal.signal(signal.SIGTERM, lambda *_: stop("helper-stopped"))
     run.wait_started()
@@ -179,14 +183,7 @@ def count(args: argparse.Namespace) -> tuple[dict, PerfRun]:
             "measured_seconds": counts.seconds,
             "started_at": started.isoformat(timespec="milliseconds"),
         },
-        "host": {
-            "kernel": platform.release(),
-            "arch": platform.machine(),
-            "cpus": os.cpu_count() or 1,
-            "cgroup_version": target.version,
-            "cgroup_layout": target.layout,
-            "perf": perf_version(),
-        },
+        "host": host,
         "syscalls": [
             {"name": name, "calls": calls, "errors": counts.errors.get(name, 0)}
             for name, calls in sorted(counts.calls.items())
