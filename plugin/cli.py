@@ -223,7 +223,6 @@ def watch_cli_socket(environ: dict[str, str]) -> None:
     if not address:
         return
     import socket
-    import threading
 
     path = "\0" + address[1:] if address.startswith("@") else address  # @: abstract socket
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -250,9 +249,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(metadata(), indent=2))
         return ExitStatus.OK
     debug = False
+    previous = {}
     if threading_is_main():
-        signal.signal(signal.SIGTERM, _interrupt)
-        signal.signal(signal.SIGINT, _interrupt)
+        previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         global_flags, args = split_global(argv)
         debug = bool(global_flags.get("debug"))
@@ -274,6 +273,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `docker spy web | head`: the reader left; say nothing more.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return ExitStatus.ERROR
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def plugin_link(config: str | None) -> Path:
