@@ -154,8 +154,9 @@ def run(client: docker.DockerClient, spec: HelperRun,
     its stdin closed, stops and removes itself."""
     import docker.errors
 
-    remove_leftovers(client, time.time())
-    config = container_config(spec, time.time())
+    now = time.time()
+    remove_leftovers(client, now)
+    config = container_config(spec, now)
     try:
         container = client.containers.create(**config)
     except docker.errors.ImageNotFound:

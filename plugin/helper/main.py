@@ -22,7 +22,7 @@ import threading
 from datetime import UTC, datetime
 
 from . import cgroup, perf
-from .perfrun import HelperFailure, PerfRun
+from .perfrun import HelperFailure, PerfRun, libc
 
 SCHEMA = 1
 TRACEFS_CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
@@ -46,18 +46,16 @@ def read_text(path: str, what: str) -> str:
 
 
 def _mount_tracefs(where: str) -> bool:
-    libc = ctypes.CDLL(None, use_errno=True)
-    return libc.mount(b"nodev", where.encode(), b"tracefs", 0, None) == 0
+    return libc().mount(b"nodev", where.encode(), b"tracefs", 0, None) == 0
 
 
 def seal_cgroup_mounts(mounts: list[cgroup.Mount]) -> None:
     """Make every cgroup mount read-only in the helper's mount namespace. A read-only bind
     is not recursive on engines before Docker 25, so the controllers under /sys/fs/cgroup
     came in writable; the helper only reads them. The host's mounts are not touched."""
-    libc = ctypes.CDLL(None, use_errno=True)
     for mount in mounts:
         flags = MS_RDONLY | MS_REMOUNT | MS_BIND
-        if libc.mount(None, mount.mount_point.encode(), None, flags, None) != 0:
+        if libc().mount(None, mount.mount_point.encode(), None, flags, None) != 0:
             emit_status("warning", message=f"could not make {mount.mount_point} read-only: "
                                            f"{os.strerror(ctypes.get_errno())}")
 

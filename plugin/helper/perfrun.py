@@ -13,6 +13,7 @@ Helpers see each other through the host PID namespace, by process name (COUNTING
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import select
 import signal
@@ -35,9 +36,14 @@ class HelperFailure(Exception):
         self.code = code
 
 
+@functools.cache
+def libc() -> ctypes.CDLL:
+    """The C library, for the calls Python has no wrapper for (mount, prctl)."""
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def set_process_name(name: bytes) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_NAME, ctypes.c_char_p(name), 0, 0, 0)
+    libc().prctl(PR_SET_NAME, ctypes.c_char_p(name), 0, 0, 0)
 
 
 def other_helper_counting(proc_root: str = "/proc") -> bool:
