@@ -27,33 +27,46 @@ SHORT_DESCRIPTION = "Count the system calls a container makes"
 MAX_SECONDS = 24 * 3600.0  # also the window of "until Ctrl-C"
 MIN_SECONDS = 0.1
 LOG_LEVELS = ("debug", "info", "warn", "warning", "error", "fatal")
-COMMANDS = ("version", "install", "uninstall", "build-helper", "help")
+FORMATS = ("table", "json", "csv")
+SORTS = ("calls", "errors", "name", "rate")
+COMMANDS = ("version", "diff", "install", "uninstall", "build-helper", "help")
+COMPLETE = "__complete"  # cobra's hidden command: the docker CLI asks plugins for completions
 
 EXAMPLES = """\
 examples:
   docker spy web                      count until Ctrl-C, then print the table
   docker spy web --duration 30s       count for 30 seconds
+  docker spy web db cache -d 10s      several containers, one column each
+  docker spy -f label=com.docker.compose.project=shop -d 10s   a whole compose project
+  docker spy web --interval 2s        a live view, like docker stats
   docker spy 3f2a1b --top 10          a unique id prefix works too; show the 10 busiest
+  docker spy web -d 5s --by-class     subtotals per class: file, network, process, ...
   docker spy web -d 5s --format json | jq '.syscalls[0]'
+  docker spy web -d 5m --seccomp-profile web.json   a seccomp profile from what web did
+  docker spy web -d 1m --audit-profile default      what the default profile would deny
+  docker spy diff before.json after.json            compare two --format json reports
   docker --context prod spy api -d 1m the engine of another context
-  docker spy build-helper             build the helper image now (it is built on first use)
-  docker spy install                  link docker-spy into ~/.docker/cli-plugins
 
-other commands: version, install, uninstall, build-helper"""
+other commands: version, diff, install, uninstall, build-helper"""
 
 
 @dataclass(frozen=True)
 class SpyOptions:
-    container: str
+    containers: tuple[str, ...]
+    filters: tuple[str, ...]  # `docker ps` filters, KEY=VALUE
     seconds: float | None  # None: until Ctrl-C
+    interval: float | None  # a live view, one frame (or JSON line) per interval
     fmt: str
     top: int | None
     sort: str
     all: bool
     no_trunc: bool
+    by_class: bool
     helper_image: str | None
     privileged: bool
     quiet: bool
+    seccomp_profile: str | None = None  # write a seccomp profile here
+    audit_profile: str | None = None  # a profile file, or "default"
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -81,7 +94,7 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
-def _positive(text: str) -> int:
+def positive(text: str) -> int:
     if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
     return int(text)
@@ -94,23 +107,40 @@ def add_logging_options(parser: argparse.ArgumentParser) -> None:
 
 def spy_parser(prog: str) -> argparse.ArgumentParser:
     parser = OneLineParser(
-        prog=prog, usage=f"{prog} [OPTIONS] CONTAINER",
-        description="Count the system calls a running container makes, per syscall: calls, "
+        prog=prog, usage=f"{prog} [OPTIONS] CONTAINER [CONTAINER...]",
+        description="Count the system calls running containers make, per syscall: calls, "
                     "failed calls, rate and share. A short-lived helper container on the same "
-                    "engine runs perf on the container's cgroup.",
+                    "engine runs perf on the containers' cgroups.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("container", help="container name, id, or unique id prefix")
+    parser.add_argument("containers", nargs="*", metavar="CONTAINER",
+                        help="container name, id, or unique id prefix")
+    parser.add_argument("-f", "--filter", action="append", default=[], metavar="FILTER",
+                        help="spy the running containers that match, as docker ps --filter "
+                             "(e.g. label=com.docker.compose.project=shop, name=api)")
     parser.add_argument("-d", "--duration", type=str, default=None, metavar="DURATION",
                         help="how long to count: 500ms, 30s, 2m, 1h (default: until Ctrl-C)")
-    parser.add_argument("--format", choices=("table", "json", "csv"), default="table",
+    parser.add_argument("-i", "--interval", type=str, default=None, metavar="DURATION",
+                        help="a live view: redraw (on a terminal) or print one JSON line "
+                             "every DURATION")
+    parser.add_argument("--format", choices=FORMATS, default="table",
                         help="output format (default: table)")
-    parser.add_argument("--top", type=_positive, metavar="N", help="show only the first N syscalls")
-    parser.add_argument("--sort", choices=("calls", "errors", "name", "rate"), default="calls",
+    parser.add_argument("--top", type=positive, metavar="N", help="show only the first N syscalls")
+    parser.add_argument("--sort", choices=SORTS, default="calls",
                         help="order of the rows (default: calls)")
     parser.add_argument("-a", "--all", action="store_true",
                         help="show syscalls that were not called too")
-    parser.add_argument("--no-trunc", action="store_true", help="do not shorten the container id")
+    parser.add_argument("--no-trunc", action="store_true",
+                        help="do not shorten container ids and names")
+    parser.add_argument("--by-class", action="store_true",
+                        help="group the syscalls by class (file, network, process, memory, "
+                             "signal, time, ipc, other) with subtotals")
+    parser.add_argument("--seccomp-profile", metavar="FILE",
+                        help="also write a Docker seccomp profile allowing what was observed "
+                             "(plus what any container needs to start)")
+    parser.add_argument("--audit-profile", metavar="PROFILE",
+                        help="also tell which observed syscalls PROFILE (a seccomp profile file, "
+                             "or default) would deny; exit 3 if any")
     parser.add_argument("--helper-image", metavar="IMAGE",
                         help="run this helper image instead of docker-spy-helper:VERSION")
     parser.add_argument("--privileged", action="store_true",

@@ -17,15 +17,17 @@ from typing import Any
 
 import structlog
 
-from . import __version__, daemon, helper_image, launcher, render, report, target
+from . import __version__, daemon, helper_image, launcher, live, render, report, target
 from .cli import (
     COMMANDS,
+    COMPLETE,
     MAX_SECONDS,
     OneLineParser,
     SpyOptions,
     add_logging_options,
     parse_duration,
     plugin_link,
+    positive,
     progress_printer,
     setup_logging,
     spy_parser,
@@ -60,21 +62,46 @@ def dispatch(global_flags: dict[str, Any], args: Sequence[str]) -> int:
         return ExitStatus.OK if args else ExitStatus.USAGE
     if args[0] in COMMANDS:
         return _command(global_flags, args[0], args[1:])
+    if args[0] == COMPLETE:
+        from . import completion
+
+        setup_logging("critical")  # stdout is the shell's: nothing else may reach it
+        return completion.complete(_global_options(global_flags), args[1:], sys.stdout)
     ns = spy_parser(prog).parse_args(args)
     setup_logging(_log_level(global_flags, ns.debug, ns.log_level))
+    if not ns.containers and not ns.filter:
+        raise UsageError("name a container, or pick some with --filter", f"see '{prog} --help'")
     opts = SpyOptions(
-        container=ns.container,
+        containers=tuple(ns.containers), filters=tuple(ns.filter),
         seconds=parse_duration(ns.duration) if ns.duration is not None else None,
+        interval=parse_duration(ns.interval) if ns.interval is not None else None,
         fmt=ns.format, top=ns.top, sort=ns.sort, all=ns.all, no_trunc=ns.no_trunc,
-        helper_image=ns.helper_image,
+        by_class=ns.by_class, helper_image=ns.helper_image,
         privileged=ns.privileged, quiet=ns.quiet,
+        seccomp_profile=ns.seccomp_profile, audit_profile=ns.audit_profile,
     )
+    if opts.interval is not None and opts.seconds is not None and opts.interval > opts.seconds:
+        raise UsageError("--interval is longer than --duration")
+    if opts.interval is not None and opts.fmt == "csv":
+        raise UsageError("--interval prints a live table or JSON lines, not CSV")
     return spy(_global_options(global_flags), opts)
 
 
 def _command(global_flags: dict[str, Any], name: str, rest: Sequence[str]) -> int:
     parser = OneLineParser(prog=f"docker spy {name}")
     add_logging_options(parser)
+    if name == "diff":
+        from . import diff
+
+        parser.description = ("Compare two reports printed by `docker spy ... --format json`: "
+                              "two windows of one container, or two containers.")
+        parser.add_argument("before", help="the first report (- for stdin)")
+        parser.add_argument("after", help="the second report (- for stdin)")
+        parser.add_argument("--format", choices=("table", "json"), default="table",
+                            help="output format (default: table)")
+        parser.add_argument("--sort", choices=diff.DIFF_SORTS, default="change",
+                            help="order of the rows (default: change, the largest first)")
+        parser.add_argument("--top", type=positive, metavar="N", help="show only the first N syscalls")
     if name == "version":
         parser.add_argument("--short", action="store_true", help="only the version number")
         parser.add_argument("-f", "--format", choices=("pretty", "json"), default="pretty",
@@ -89,6 +116,12 @@ def _command(global_flags: dict[str, Any], name: str, rest: Sequence[str]) -> in
         else:
             print(f"docker spy version {__version__}")
         return ExitStatus.OK
+    if name == "diff":
+        if ns.before == "-" and ns.after == "-":
+            raise UsageError("only one of the two reports can come from stdin")
+        before, after = diff.load(ns.before, sys.stdin), diff.load(ns.after, sys.stdin)
+        diff.write(diff.compare(before, after), ns.format, sys.stdout, top=ns.top, sort=ns.sort)
+        return ExitStatus.OK
     if name == "build-helper":
         client = daemon.connect(_global_options(global_flags))
         image_id = helper_image.build(client, progress_printer(False))
@@ -100,40 +133,87 @@ def _command(global_flags: dict[str, Any], name: str, rest: Sequence[str]) -> in
     return uninstall(link)
 
 
+def _display_mode(opts: SpyOptions) -> str:
+    if opts.interval is not None:
+        return "frames" if opts.fmt == "table" and sys.stdout.isatty() else "lines"
+    if opts.seconds is not None and not opts.quiet and sys.stderr.isatty():
+        return "progress"
+    return "none"
+
+
 def spy(globals_: daemon.GlobalOptions, opts: SpyOptions) -> int:
-    target.check_reference(opts.container)  # bad input fails before any engine is asked
+    for ref in opts.containers:
+        target.check_reference(ref)  # bad input fails before any engine is asked
+    target.parse_filters(opts.filters)
+    profile = None
+    if opts.audit_profile or opts.seccomp_profile:
+        from . import seccomp
+
+        profile = seccomp.load_profile(opts.audit_profile) if opts.audit_profile else None
+        if opts.seccomp_profile:
+            seccomp.check_destination(opts.seccomp_profile)
     client = daemon.connect(globals_)
-    tgt = target.resolve(client, opts.container)
+    targets = tuple(target.resolve_all(client, opts.containers, opts.filters))
+    names = ", ".join(t.name for t in targets)
     progress = progress_printer(opts.quiet or not sys.stderr.isatty())
     image = helper_image.ensure(client, opts.helper_image, progress_printer(opts.quiet))
     seconds = opts.seconds if opts.seconds is not None else MAX_SECONDS
+    view = render.View(opts.fmt, opts.top, opts.sort, opts.all, opts.no_trunc, opts.by_class)
+    mode = _display_mode(opts)
+    interval = opts.interval if mode in ("frames", "lines") else (
+        live.progress_interval(seconds) if mode == "progress" else None)
+    infos = [report.TargetInfo(t.id, t.name, t.pid) for t in targets]
+    display = live.Display(live.Totals(infos), mode, view, sys.stdout, sys.stderr, opts.seconds)
 
     def on_event(event: dict) -> None:
         if event["event"] == "counting":
-            log.info("counting", container=tgt.name, cgroup=event.get("cgroup"),
+            log.info("counting", containers=names, cgroups=event.get("cgroups"),
                      counters=event.get("counters"))
             window = f"for {opts.seconds:g} s" if opts.seconds else "until Ctrl-C"
-            progress(f"counting the syscalls of {tgt.name} {window}...")
+            if mode in ("none", "progress"):
+                progress(f"counting the syscalls of {names} {window}...")
         elif event["event"] == "warning":
             log.warning("helper", message=str(event.get("message"))[:300])
 
-    raw, interrupt = launcher.run(
-        client, launcher.HelperRun(image, tgt, seconds, opts.privileged), on_event)
-    rep = report.from_helper(raw, target_id=tgt.id, target_name=tgt.name, pid=tgt.pid,
-                             requested_seconds=seconds)
+    spec = launcher.HelperRun(image, targets, seconds, opts.privileged, interval)
+    try:
+        raw, interrupt = launcher.run(client, spec, on_event, display)
+    finally:
+        display.close()
+    rep = report.from_helper(raw, targets=infos, requested_seconds=seconds)
     if opts.seconds is None:
         # Counting until Ctrl-C: no window was asked for, and the interrupt is its end.
         rep = dataclasses.replace(rep, window=dataclasses.replace(rep.window, requested_seconds=None))
         if rep.stopped == "interrupted":
             rep = dataclasses.replace(rep, partial=False, stopped=None)
-    render.write(rep, render.View(opts.fmt, opts.top, opts.sort, opts.all, opts.no_trunc),
-                 sys.stdout)
-    if rep.stopped == "target-exited":
-        log.warning(f"container {tgt.name} stopped during the window: the report covers "
-                    f"{rep.window.measured_seconds:.2f} s")
+    audit = None
+    if profile is not None:
+        observed = {s.name: s.calls for s in rep.syscalls if s.calls}
+        audit = seccomp.audit(observed, profile, rep.host.arch, kernel=rep.host.kernel)
+    if mode == "lines":
+        pass  # the intervals were the output
+    elif audit is not None and opts.fmt == "json":
+        doc = render.document(rep, view)
+        doc["audit"] = seccomp.audit_document(audit)  # one document, so `| jq` still works
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    else:
+        render.write(rep, view, sys.stdout)
+    for t in rep.targets:
+        if t.exited:
+            log.warning(f"container {t.target.name} stopped during the window: its counts end there")
+    if opts.seccomp_profile:
+        summary = seccomp.write_profile([s.name for s in rep.syscalls if s.calls], rep.host.arch,
+                                        opts.seccomp_profile)
+        progress_printer(opts.quiet)(str(summary))
+    if audit is not None and not (opts.fmt == "json" and mode != "lines"):
+        # Beside a table, below it; beside CSV or JSON lines, on stderr, out of their way.
+        stream = sys.stdout if opts.fmt == "table" and mode != "lines" else sys.stderr
+        stream.write("\n")
+        seccomp.write_audit(audit, "table", stream)
+    status = ExitStatus.DENIED if audit is not None and audit.would_deny else ExitStatus.OK
     if interrupt is not None and opts.seconds is not None:
         return interrupt_status(interrupt)
-    return ExitStatus.OK
+    return status
 
 
 def _executable() -> Path:

@@ -1,4 +1,4 @@
-"""Run one helper container next to the target and return its JSON document.
+"""Run one helper container next to the targets and return its JSON document.
 
 The helper is created with AutoRemove: once it has printed its report it still has to close
 perf's events (slow, one RCU grace period per tracepoint), and the engine removes it when it
@@ -20,6 +20,7 @@ import structlog
 from . import __version__
 from .errors import DaemonError, HelperError
 from .helper_image import LABEL_ROLE, LABEL_VERSION
+from .report import MAX_DOCUMENT_BYTES
 from .target import Target
 
 if TYPE_CHECKING:
@@ -41,9 +42,20 @@ log = structlog.get_logger(__name__)
 @dataclass(frozen=True)
 class HelperRun:
     image: str
-    target: Target
+    targets: tuple[Target, ...]
     seconds: float
     privileged: bool = False
+    interval: float | None = None  # the helper prints an `interval` document this often
+
+
+def helper_command(run: HelperRun) -> list[str]:
+    command = []
+    for t in run.targets:
+        command += ["--pid", str(t.pid)]
+    command += ["--duration", repr(run.seconds)]
+    if run.interval is not None:
+        command += ["--interval", repr(run.interval)]
+    return [*command, "--stop-on-stdin"]
 
 
 def container_config(run: HelperRun, now: float) -> dict[str, Any]:
@@ -54,11 +66,10 @@ def container_config(run: HelperRun, now: float) -> dict[str, Any]:
 
     config: dict[str, Any] = {
         "image": run.image,
-        "command": ["--pid", str(run.target.pid), "--duration", repr(run.seconds),
-                    "--stop-on-stdin"],
-        "name": f"docker-spy-{run.target.id[:12]}-{secrets.token_hex(3)}",
+        "command": helper_command(run),
+        "name": f"docker-spy-{run.targets[0].id[:12]}-{secrets.token_hex(3)}",
         "labels": {LABEL_ROLE: HELPER_ROLE, LABEL_VERSION: __version__,
-                   LABEL_TARGET: run.target.id,
+                   LABEL_TARGET: ",".join(t.id for t in run.targets),
                    LABEL_EXPIRES: str(int(now + run.seconds + EXPIRY_SLACK_SECONDS))},
         "pid_mode": "host",
         "cgroupns": "host",
@@ -108,7 +119,9 @@ class _Session:
             except OSError:
                 pass
 
-    def read_document(self, deadline_s: float, on_event: Callable[[dict], None]) -> bytes:
+    def read_document(self, deadline_s: float, on_event: Callable[[dict], None],
+                      on_interval: Callable[[bytes], None]) -> bytes:
+        """The helper's final document; its `interval` documents go to on_interval as they come."""
         from docker.utils.socket import frames_iter
 
         self.raw.settimeout(deadline_s)
@@ -116,8 +129,13 @@ class _Session:
             for stream, data in frames_iter(self.sock, tty=False):
                 if stream == STDOUT:
                     self.stdout += data
-                    if b"\n" in self.stdout:
-                        return self.stdout.split(b"\n", 1)[0]
+                    while b"\n" in self.stdout:
+                        line, self.stdout = self.stdout.split(b"\n", 1)
+                        if not _is_interval(line):
+                            return line
+                        on_interval(line)
+                    if len(self.stdout) > MAX_DOCUMENT_BYTES:
+                        return self.stdout  # the contract rejects it, with the reason
                 elif stream == STDERR:
                     self.stderr += data
                     *lines, self.stderr = self.stderr.split(b"\n")
@@ -147,8 +165,13 @@ class _Session:
             log.debug("helper stderr", line=line[:500])
 
 
-def run(client: docker.DockerClient, spec: HelperRun,
-        on_event: Callable[[dict], None]) -> tuple[bytes, KeyboardInterrupt | None]:
+def _is_interval(line: bytes) -> bool:
+    # A cheap look; report.interval_from_helper validates the document itself.
+    return line.startswith(b'{"schema":2,"kind":"interval"')
+
+
+def run(client: docker.DockerClient, spec: HelperRun, on_event: Callable[[dict], None],
+        on_interval: Callable[[bytes], None]) -> tuple[bytes, KeyboardInterrupt | None]:
     """Run the helper; return its document, and the Ctrl-C (or SIGTERM) that cut the window
     short, if one did. A second one is not caught: the plugin exits at once, and the helper,
     its stdin closed, stops and removes itself."""
@@ -176,12 +199,12 @@ def run(client: docker.DockerClient, spec: HelperRun,
         started = True
         deadline = spec.seconds + SLACK_SECONDS
         try:
-            return session.read_document(deadline, on_event), None
+            return session.read_document(deadline, on_event, on_interval), None
         except KeyboardInterrupt as interrupt:
             # First Ctrl-C: end the window now and still show what was counted.
             log.warning("interrupted: stopping the count (again to quit at once)")
             session.send(b"stop\n")
-            return session.read_document(SLACK_SECONDS, on_event), interrupt
+            return session.read_document(SLACK_SECONDS, on_event, on_interval), interrupt
     except docker.errors.APIError as e:
         raise HelperError(f"the helper could not start: {e.explanation}",
                           "try --privileged on hosts that refuse CAP_SYS_ADMIN alone") from None

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 from tabulate import tabulate
 
 from .report import Report, SyscallCount, to_document
 
-HEADERS = ("SYSCALL", "CALLS", "ERRORS", "CALLS/S", "SHARE")
-CSV_HEADER = ("syscall", "calls", "errors", "calls_per_second", "share_percent")
 FORMATS = ("table", "json", "csv")
 SORTS = ("calls", "errors", "name", "rate")
+CSV_HEADER = ("container", "syscall", "calls", "errors", "calls_per_second", "share_percent")
 WHY_PARTIAL = {"interrupted": "interrupted", "target-exited": "the container stopped",
                "helper-stopped": "the helper was stopped"}
+BAR_WIDTH = 20
+EIGHTHS = " ▏▎▍▌▋▊▉█"
+NAME_WIDTH = 16  # a container's name as a column heading, unless --no-trunc
 
 
 @dataclass(frozen=True)
@@ -28,10 +31,12 @@ class View:
     sort: str = "calls"
     all: bool = False  # rows of syscalls that were not called too
     no_trunc: bool = False
+    by_class: bool = False
+    bars: bool = True  # the share as a bar of block characters (tables only)
 
 
-def rows(report: Report, view: View) -> list[SyscallCount]:
-    shown = [s for s in report.syscalls if view.all or s.calls or s.errors]
+def rows(syscalls: Sequence[SyscallCount], view: View) -> list[SyscallCount]:
+    shown = [s for s in syscalls if view.all or s.calls or s.errors]
     if view.sort == "name":
         shown.sort(key=lambda s: s.name)
     elif view.sort == "errors":
@@ -40,51 +45,138 @@ def rows(report: Report, view: View) -> list[SyscallCount]:
     return shown if view.top is None else shown[:view.top]
 
 
+def bar(fraction: float, width: int = BAR_WIDTH) -> str:
+    """A bar of `width` cells filled to `fraction`, in eighths of a cell."""
+    eighths = round(max(0.0, min(1.0, fraction)) * width * 8)
+    if fraction > 0 and not eighths:
+        eighths = 1  # a call is never drawn as none
+    full, part = divmod(eighths, 8)
+    return ("█" * full + (EIGHTHS[part] if part else "")).rstrip()
+
+
+def short(text: str, view: View, width: int = NAME_WIDTH) -> str:
+    return text if view.no_trunc or len(text) <= width else text[:width - 1] + "…"
+
+
 def title(report: Report, view: View = View()) -> str:
-    t = report.target
-    w = report.window
     partial = ""
     if report.partial:
         why = WHY_PARTIAL.get(report.stopped or "", "")
         partial = f", PARTIAL ({why})" if why else ", PARTIAL"
-    cid = t.id if view.no_trunc else t.id[:12]
-    return f"{t.name} ({cid}): {report.total_calls:,} syscalls in {w.measured_seconds:.2f} s{partial}"
+    if len(report.targets) == 1:
+        t = report.targets[0].target
+        who = f"{t.name} ({t.id if view.no_trunc else t.id[:12]})"
+    else:
+        names = ", ".join(t.target.name + (" exited" if t.exited else "") for t in report.targets)
+        who = f"{len(report.targets)} containers ({names})"
+    return (f"{who}: {report.total_calls:,} syscalls in "
+            f"{report.window.measured_seconds:.2f} s{partial}")
 
 
-def _rate(report: Report, calls: int) -> float:
-    return calls / (report.window.measured_seconds or 1.0)
+def _cells(report: Report, view: View, name: str, calls: int, errors: int,
+           per_target: Sequence[int], top_calls: int) -> list[str]:
+    seconds = report.window.measured_seconds or 1.0
+    share = calls / (report.total_calls or 1)
+    cells = [name]
+    if len(report.targets) > 1:
+        cells += [f"{n:,}" for n in per_target]
+    cells += [f"{calls:,}", f"{errors:,}", f"{calls / seconds:,.1f}", f"{100 * share:.1f}%"]
+    if view.bars:
+        cells.append(bar(calls / top_calls) if top_calls else "")
+    return cells
 
 
-def _share(report: Report, calls: int) -> float:
-    return 100 * calls / (report.total_calls or 1)
+def _body(report: Report, view: View) -> list[list[str]]:
+    """The table's rows; with --by-class, each class's subtotal row (no syscall name) comes
+    before the rows of its syscalls, under a CLASS column."""
+    shown = rows(report.syscalls, view)
+    per = [{s.name: s.calls for s in t.syscalls} for t in report.targets]
+
+    def line(name: str, members: Sequence[SyscallCount], top: int) -> list[str]:
+        return _cells(report, view, name, sum(s.calls for s in members),
+                      sum(s.errors for s in members),
+                      [sum(calls.get(s.name, 0) for s in members) for calls in per], top)
+
+    if not view.by_class:
+        top = max((s.calls for s in shown), default=0)
+        return [line(s.name, [s], top) for s in shown]
+    from .classes import classify
+
+    groups: dict[str, list[SyscallCount]] = {}
+    for s in shown:
+        groups.setdefault(classify(s.name), []).append(s)
+    order = sorted(groups, key=lambda c: c if view.sort == "name"
+                   else (-sum(s.calls for s in groups[c]), c))
+    top = max((sum(s.calls for s in members) for members in groups.values()), default=0)
+    body = []
+    for cls in order:
+        body.append([cls, *line("", groups[cls], top)])
+        body += [["", *line(s.name, [s], top)] for s in groups[cls]]
+    return body
 
 
 def table(report: Report, view: View = View()) -> str:
-    body_rows = [(s.name, f"{s.calls:,}", f"{s.errors:,}", f"{_rate(report, s.calls):,.1f}",
-                  f"{_share(report, s.calls):.1f}%") for s in rows(report, view)]
-    body_rows.append(("total", f"{report.total_calls:,}", f"{report.total_errors:,}",
-                      f"{_rate(report, report.total_calls):,.1f}",
-                      "100.0%" if report.total_calls else "-"))
-    body = tabulate(body_rows, headers=HEADERS, tablefmt="simple", disable_numparse=True,
-                    colalign=("left", "right", "right", "right", "right"))
+    headers = ["CLASS", "SYSCALL"] if view.by_class else ["SYSCALL"]
+    if len(report.targets) > 1:
+        headers += [short(t.target.name, view) for t in report.targets]
+    headers += ["CALLS", "ERRORS", "CALLS/S", "SHARE"]
+    body = _body(report, view)
+    total = _cells(report, view, "total", report.total_calls, report.total_errors,
+                   [t.total_calls for t in report.targets], 0)
+    if view.by_class:
+        total.insert(0, "")
+    total[len(headers) - 1] = "100.0%" if report.total_calls else "-"
+    if view.bars:
+        headers.append("")
+    names = 1 + view.by_class
+    align = ["left"] * names + ["right"] * (len(headers) - names - view.bars) + ["left"] * view.bars
+    text = tabulate([*body, total], headers=headers, tablefmt="simple", disable_numparse=True,
+                    colalign=align)
     # A rule above the total line, as wide as the table.
-    lines = body.splitlines()
+    lines = [line.rstrip() for line in text.splitlines()]
     lines.insert(len(lines) - 1, lines[1])
     return title(report, view) + "\n\n" + "\n".join(lines)
 
 
+def document(report: Report, view: View) -> dict[str, Any]:
+    """The JSON document: the rows the view shows, in its order; totals stay whole."""
+    doc = to_document(report, include_zero=True)
+    for entry, counts in [(doc, report.syscalls), *zip(doc["targets"], (t.syscalls for t in report.targets),
+                                                       strict=True)]:
+        by_name = {row["name"]: row for row in entry["syscalls"]}
+        entry["syscalls"] = [by_name[s.name] for s in rows(counts, view)]
+    if view.by_class:
+        from .classes import classify
+
+        classes: dict[str, dict[str, Any]] = {}
+        for row in doc["syscalls"]:
+            row["class"] = classify(row["name"])
+            entry = classes.setdefault(row["class"], {"name": row["class"], "calls": 0, "errors": 0})
+            entry["calls"] += row["calls"]
+            entry["errors"] += row["errors"]
+        doc["classes"] = sorted(classes.values(), key=lambda c: (-c["calls"], c["name"]))
+    return doc
+
+
 def write(report: Report, view: View, stream: TextIO) -> None:
     if view.fmt == "json":
-        doc = to_document(report, include_zero=True)
-        by_name = {row["name"]: row for row in doc["syscalls"]}
-        doc["syscalls"] = [by_name[s.name] for s in rows(report, view)]
-        stream.write(json.dumps(doc, indent=2) + "\n")
+        stream.write(json.dumps(document(report, view), indent=2) + "\n")
     elif view.fmt == "csv":
         out = csv.writer(stream, lineterminator="\n")
-        out.writerow(CSV_HEADER)
-        for s in rows(report, view):
-            out.writerow((s.name, s.calls, s.errors, f"{_rate(report, s.calls):.3f}",
-                          f"{_share(report, s.calls):.3f}"))
+        header = list(CSV_HEADER)
+        if view.by_class:
+            from .classes import classify
+
+            header.insert(2, "class")
+        out.writerow(header)
+        seconds = report.window.measured_seconds or 1.0
+        for t in report.targets:
+            for s in rows(t.syscalls, view):
+                row = [t.target.name, s.name, s.calls, s.errors, f"{s.calls / seconds:.3f}",
+                       f"{100 * s.calls / (t.total_calls or 1):.3f}"]
+                if view.by_class:
+                    row.insert(2, classify(s.name))
+                out.writerow(row)
     else:
         stream.write(table(report, view) + "\n")
     stream.flush()

@@ -1,7 +1,9 @@
 """The data: frozen dataclasses and the versioned JSON contract between helper and plugin.
 
-The helper's document is untrusted input: it is size-checked, parsed and validated field by
-field before anything is built from it. A document that fails is a ContractError.
+The helper's documents are untrusted input: each is size-checked, parsed and validated field
+by field before anything is built from it. A document that fails is a ContractError.
+Schema 2: one helper counts several targets; it prints `interval` documents (with
+--interval) and then one `report` or `error` document, one JSON document per line.
 """
 
 from __future__ import annotations
@@ -9,14 +11,16 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import ContractError, HelperError
 
-SCHEMA = 1
-MAX_DOCUMENT_BYTES = 1 << 20  # ~700 counters of a few dozen bytes each fit many times over
+SCHEMA = 2
+MAX_DOCUMENT_BYTES = 4 << 20  # 64 targets x 360 syscalls x ~60 bytes fit with room to spare
 MAX_SYSCALLS = 2048
+MAX_TARGETS = 64
 MAX_COUNT = (1 << 64) - 1
 _SYSCALL_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
 _TEXT = re.compile(r"^[\x20-\x7e]{0,200}$")
@@ -52,15 +56,30 @@ class TargetInfo:
     id: str
     name: str
     pid: int
-    cgroup: str
+    cgroup: str = ""
+
+
+@dataclass(frozen=True)
+class TargetCounts:
+    target: TargetInfo
+    syscalls: tuple[SyscallCount, ...]  # sorted by calls, most first; zero rows included
+    exited: bool = False  # the container stopped during the window
+
+    @property
+    def total_calls(self) -> int:
+        return sum(s.calls for s in self.syscalls)
+
+    @property
+    def total_errors(self) -> int:
+        return sum(s.errors for s in self.syscalls)
 
 
 @dataclass(frozen=True)
 class Report:
-    target: TargetInfo
+    targets: tuple[TargetCounts, ...]
     window: Window
     host: Host
-    syscalls: tuple[SyscallCount, ...]  # sorted by calls, most first; zero rows included
+    syscalls: tuple[SyscallCount, ...]  # the targets' counts summed, sorted like theirs
     partial: bool
     stopped: str | None = None  # why the window ended early: one of STOP_REASONS
 
@@ -71,6 +90,30 @@ class Report:
     @property
     def total_errors(self) -> int:
         return sum(s.errors for s in self.syscalls)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """One interval of a live run: its end (seconds since counting started) and each
+    target's counts during it (only the syscalls that were called or failed)."""
+
+    index: int
+    seconds: float
+    targets: tuple[tuple[SyscallCount, ...], ...]
+
+
+def by_calls(rows: Iterable[SyscallCount]) -> tuple[SyscallCount, ...]:
+    return tuple(sorted(rows, key=lambda s: (-s.calls, -s.errors, s.name)))
+
+
+def summed(per_target: Sequence[Iterable[SyscallCount]]) -> tuple[SyscallCount, ...]:
+    calls: dict[str, int] = {}
+    errors: dict[str, int] = {}
+    for rows in per_target:
+        for s in rows:
+            calls[s.name] = calls.get(s.name, 0) + s.calls
+            errors[s.name] = errors.get(s.name, 0) + s.errors
+    return by_calls(SyscallCount(n, calls[n], errors[n]) for n in calls)
 
 
 def _bad(what: str) -> ContractError:
@@ -112,31 +155,75 @@ def _seconds(obj: Any, key: str, where: str) -> float:
 
 
 def decode(raw: bytes) -> dict[str, Any]:
-    """The helper's document as a dict; an error document becomes a HelperError."""
+    """One of the helper's documents as a dict, its kind checked; an error document becomes
+    a HelperError."""
     if len(raw) > MAX_DOCUMENT_BYTES:
         raise _bad(f"it is larger than {MAX_DOCUMENT_BYTES} bytes")
     try:
         doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise _bad("it is not JSON") from None
     if not isinstance(doc, dict):
         raise _bad("it is not a JSON object")
     if doc.get("schema") != SCHEMA:
         raise _bad(f"schema {doc.get('schema')!r}, this plugin reads schema {SCHEMA}")
-    if "error" in doc:
+    kind = doc.get("kind")
+    if kind == "error":
         error = _get(doc, "error", dict, "report")
         code, message = _text(error, "code", "error"), _text(error, "message", "error")
         raise HelperError(f"the helper failed ({code}): {message}")
+    if kind not in ("report", "interval"):
+        raise _bad("kind is not report, interval or error")
     return doc
 
 
-def from_helper(raw: bytes, *, target_id: str, target_name: str, pid: int,
-                requested_seconds: float) -> Report:
-    """Validate the helper's document against what was asked of it and build the Report."""
+def _rows(obj: Any, key: str, where: str, known: frozenset[str] | None = None) -> list[SyscallCount]:
+    rows = _get(obj, key, list, where)
+    if len(rows) > MAX_SYSCALLS:
+        raise _bad(f"{where} lists too many syscalls")
+    out = []
+    for i, row in enumerate(rows):
+        name = _get(row, "name", str, f"{where}.{key}[{i}]")
+        if not _SYSCALL_NAME.match(name) or (known is not None and name not in known):
+            raise _bad(f"{where}.{key}[{i}].name is not a syscall that was counted")
+        out.append(SyscallCount(name, _count(row, "calls", name), _count(row, "errors", name)))
+    if len({s.name for s in out}) != len(out):
+        raise _bad(f"{where} lists a syscall twice")
+    return out
+
+
+def _targets(doc: dict[str, Any], pids: Sequence[int]) -> list[Any]:
+    targets = _get(doc, "targets", list, "report")
+    if len(targets) != len(pids) or len(targets) > MAX_TARGETS:
+        raise _bad("it is not about the containers asked for")
+    for i, (entry, pid) in enumerate(zip(targets, pids, strict=True)):
+        if _count(entry, "pid", f"targets[{i}]") != pid:
+            raise _bad("it is about another process")
+    return targets
+
+
+def interval_from_helper(raw: bytes, *, pids: Sequence[int], previous: float) -> Interval:
+    """An `interval` document, checked to be about these PIDs and to come after `previous`."""
     doc = decode(raw)
-    target = _get(doc, "target", dict, "report")
-    if _count(target, "pid", "target") != pid:
-        raise _bad("it is about another process")
+    if doc["kind"] != "interval":
+        raise _bad("an interval was expected")
+    seconds = _seconds(doc, "seconds", "interval")
+    if seconds < previous:
+        raise _bad("its intervals go back in time")
+    targets = _targets(doc, pids)
+    return Interval(
+        index=_count(doc, "index", "interval"),
+        seconds=seconds,
+        targets=tuple(tuple(_rows(t, "syscalls", f"targets[{i}]")) for i, t in enumerate(targets)),
+    )
+
+
+def from_helper(raw: bytes, *, targets: Sequence[TargetInfo], requested_seconds: float) -> Report:
+    """Validate the helper's `report` document against what was asked of it; build the Report."""
+    doc = decode(raw)
+    if doc["kind"] != "report":
+        raise _bad("a report was expected")
+    entries = _targets(doc, [t.pid for t in targets])
     window = _get(doc, "window", dict, "report")
     requested = _seconds(window, "requested_seconds", "window")
     measured = _seconds(window, "measured_seconds", "window")
@@ -145,20 +232,21 @@ def from_helper(raw: bytes, *, target_id: str, target_name: str, pid: int,
     if measured > requested * 1.05 + 1.0:
         raise _bad("its window is longer than the one asked for")
     host = _get(doc, "host", dict, "report")
-    rows = _get(doc, "syscalls", list, "report")
-    if len(rows) > MAX_SYSCALLS:
-        raise _bad("it lists too many syscalls")
-    syscalls = []
-    for i, row in enumerate(rows):
-        name = _get(row, "name", str, f"syscalls[{i}]")
-        if not _SYSCALL_NAME.match(name):
-            raise _bad(f"syscalls[{i}].name is not a syscall name")
-        syscalls.append(SyscallCount(name, _count(row, "calls", name), _count(row, "errors", name)))
-    if len({s.name for s in syscalls}) != len(syscalls):
-        raise _bad("it lists a syscall twice")
-    syscalls.sort(key=lambda s: (-s.calls, -s.errors, s.name))
+    known = _get(doc, "tracepoints", list, "report")
+    if len(known) > MAX_SYSCALLS or not all(isinstance(n, str) and _SYSCALL_NAME.match(n) for n in known):
+        raise _bad("tracepoints is not a list of syscall names")
+    names = frozenset(known)
+    counted = []
+    for i, (entry, info) in enumerate(zip(entries, targets, strict=True)):
+        seen = {s.name: s for s in _rows(entry, "syscalls", f"targets[{i}]", names)}
+        rows = [seen.get(n, SyscallCount(n, 0, 0)) for n in names]
+        counted.append(TargetCounts(
+            target=TargetInfo(info.id, info.name, info.pid, _text(entry, "cgroup", f"targets[{i}]")),
+            syscalls=by_calls(rows),
+            exited=_get(entry, "exited", bool, f"targets[{i}]"),
+        ))
     return Report(
-        target=TargetInfo(target_id, target_name, pid, _text(target, "cgroup", "target")),
+        targets=tuple(counted),
         window=Window(requested, measured, _text(window, "started_at", "window")),
         host=Host(
             kernel=_text(host, "kernel", "host"),
@@ -168,7 +256,7 @@ def from_helper(raw: bytes, *, target_id: str, target_name: str, pid: int,
             cgroup_layout=_text(host, "cgroup_layout", "host"),
             perf=_text(host, "perf", "host"),
         ),
-        syscalls=tuple(syscalls),
+        syscalls=summed([t.syscalls for t in counted]),
         partial=_get(doc, "partial", bool, "report"),
         stopped=_stop_reason(doc),
     )
@@ -181,25 +269,36 @@ def _stop_reason(doc: dict[str, Any]) -> str | None:
     return reason
 
 
+def _row(s: SyscallCount, seconds: float) -> dict[str, Any]:
+    return {"name": s.name, "calls": s.calls, "errors": s.errors,
+            "calls_per_second": round(s.calls / seconds, 3) if seconds else None}
+
+
 def to_document(report: Report, *, include_zero: bool = False) -> dict[str, Any]:
-    """The report as `--format json` prints it."""
+    """The report as `--format json` prints it (schema 2): the targets' counts summed under
+    `syscalls`, and each target's own under `targets`."""
     seconds = report.window.measured_seconds
-    rows = [s for s in report.syscalls if include_zero or s.calls or s.errors]
+
+    def shown(rows: Iterable[SyscallCount]) -> list[dict[str, Any]]:
+        return [_row(s, seconds) for s in rows if include_zero or s.calls or s.errors]
+
     return {
         "schema": SCHEMA,
+        "kind": "report",
         "partial": report.partial,
         "stopped": report.stopped,
-        "target": {"id": report.target.id, "name": report.target.name,
-                   "pid": report.target.pid, "cgroup": report.target.cgroup},
         "window": {"requested_seconds": report.window.requested_seconds,
                    "measured_seconds": seconds, "started_at": report.window.started_at},
         "host": {"kernel": report.host.kernel, "arch": report.host.arch, "cpus": report.host.cpus,
                  "cgroup_version": report.host.cgroup_version,
                  "cgroup_layout": report.host.cgroup_layout, "perf": report.host.perf},
         "total": {"calls": report.total_calls, "errors": report.total_errors},
-        "syscalls": [
-            {"name": s.name, "calls": s.calls, "errors": s.errors,
-             "calls_per_second": round(s.calls / seconds, 3) if seconds else None}
-            for s in rows
+        "syscalls": shown(report.syscalls),
+        "targets": [
+            {"id": t.target.id, "name": t.target.name, "pid": t.target.pid,
+             "cgroup": t.target.cgroup, "exited": t.exited,
+             "total": {"calls": t.total_calls, "errors": t.total_errors},
+             "syscalls": shown(t.syscalls)}
+            for t in report.targets
         ],
     }

@@ -1,15 +1,21 @@
-"""Container name or id -> Target(id, name, host pid), with clear errors."""
+"""Container names, ids and `docker ps` filters -> Targets (id, name, host pid), with clear errors."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import structlog
+
 from .errors import DaemonError, TargetError, UsageError
+from .helper_image import LABEL_ROLE
 
 if TYPE_CHECKING:
     import docker
+
+log = structlog.get_logger(__name__)
 
 # What the engine accepts as a container name or id (prefix); anything else cannot match.
 _REFERENCE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$")
@@ -64,3 +70,51 @@ def resolve(client: docker.DockerClient, ref: str) -> Target:
         raise TargetError(f"container {name} is {status}, not running", f"docker start {name}")
     image = (container.attrs.get("Config") or {}).get("Image") or ""
     return Target(id=container.id, name=name, pid=pid, image=image)
+
+
+MAX_TARGETS = 64  # perf opens ~700 events per target per CPU
+
+
+def parse_filters(filters: Sequence[str]) -> dict[str, list[str]]:
+    """`docker ps --filter` strings (KEY=VALUE) -> the engine's filters argument."""
+    parsed: dict[str, list[str]] = {}
+    for text in filters:
+        key, eq, value = text.partition("=")
+        if not eq or not key.strip():
+            raise UsageError(f"bad filter {text!r}", "filters are KEY=VALUE, as docker ps --filter")
+        parsed.setdefault(key.strip(), []).append(value)
+    return parsed
+
+
+def resolve_all(client: docker.DockerClient, refs: Sequence[str],
+                filters: Sequence[str]) -> list[Target]:
+    """The containers named, then the running ones the filters match (by name), once each."""
+    import docker.errors
+
+    targets = [resolve(client, ref) for ref in refs]
+    if filters:
+        try:
+            matched = client.containers.list(filters=parse_filters(filters))
+        except docker.errors.APIError as e:
+            if e.status_code == 400:
+                raise UsageError(f"the engine refused the filter: {e.explanation}") from None
+            raise DaemonError(f"the engine could not list containers: {e.explanation}") from None
+        except docker.errors.DockerException as e:
+            raise DaemonError(f"the engine stopped answering: {e}") from None
+        ours = [c for c in matched if LABEL_ROLE not in (c.labels or {})]
+        if not ours and not targets:
+            raise TargetError(f"no running container matches --filter {' '.join(filters)}",
+                              "docker ps --filter ... lists what matches")
+        for container in sorted(ours, key=lambda c: c.name):
+            try:
+                targets.append(resolve(client, container.id))
+            except TargetError as e:  # paused, or stopped since it was listed: skip it
+                log.warning(e.what)
+    seen: dict[str, Target] = {}
+    for t in targets:
+        seen.setdefault(t.id, t)  # a container named twice, or named and matched, is one target
+    unique = list(seen.values())
+    if len(unique) > MAX_TARGETS:
+        raise UsageError(f"{len(unique)} containers match; docker spy counts at most {MAX_TARGETS}",
+                         "narrow the filter")
+    return unique

@@ -38,7 +38,7 @@ class Counter:
 
 @dataclass(frozen=True)
 class Counts:
-    seconds: float  # the measured window, from perf's interval timestamp
+    seconds: float  # the end of the interval, in seconds since counting started (perf's stamp)
     calls: dict[str, int]
     errors: dict[str, int]
 
@@ -60,21 +60,31 @@ def plan(enter_events: Iterable[str], exit_events: Iterable[str]) -> list[Counte
     return counters
 
 
+# perf reads a --for-each-cgroup entry with any of these as a regular expression, and the
+# comma separates entries: such a name cannot be given to perf as it is.
+NOT_IN_CGROUP_NAMES = frozenset(",{}[]()|*+?^$")
+
+
 def argv(
     counters: list[Counter],
-    cgroup: str,
+    cgroups: list[str],
     window_ms: int,
     control: tuple[int, int],
     log_fd: int,
     perf: str = "perf",
 ) -> list[str]:
-    """perf stat counting `counters` for `cgroup` on every CPU, printing once after the window.
+    """perf stat counting `counters` for each of `cgroups` on every CPU, printing every window.
 
     `-I window` prints on time; the plain end-of-run print would come only after closing
     every event (one RCU grace period per tracepoint, ~15 s). perf goes on printing every
     window until it is stopped, which lets the helper keep the events open. The control
     fds let the caller learn when counting starts (`ping` is acked from perf's main loop,
-    which runs only once every event is enabled). SIGINT prints the counts so far."""
+    which runs only once every event is enabled). SIGINT prints the counts so far.
+    --for-each-cgroup repeats every event (filter included) per cgroup, cgroup by cgroup,
+    in one perf process: several containers cost one start and one close."""
+    for name in cgroups:
+        if not name or NOT_IN_CGROUP_NAMES & set(name):
+            raise ValueError(f"perf cannot be given the cgroup name {name!r}")
     args = [
         perf, "stat", "--no-big-num", "-x", ",",
         "-I", str(window_ms),
@@ -84,8 +94,7 @@ def argv(
         args += ["-e", counter.event]
         if counter.filter:
             args += ["--filter", counter.filter]
-    # One -G after all events applies to every event.
-    args += ["-G", cgroup]
+    args += ["--for-each-cgroup", ",".join(cgroups)]
     return args
 
 
@@ -104,32 +113,40 @@ def is_data_line(line: str) -> bool:
     return bool(stripped) and not stripped.startswith("#")
 
 
-def parse_interval(lines: list[str], counters: list[Counter]) -> Counts:
-    """The counts of one interval of `perf stat -x, -I ... -G cgroup` output.
+def parse_interval(lines: list[str], counters: list[Counter], cgroups: list[str]) -> list[Counts]:
+    """The counts of one interval of `perf stat -x, -I ... --for-each-cgroup` output, one
+    Counts per cgroup, in the order given.
 
-    Each data line is `time,count,unit,event,cgroup,run-time,percent,...`, one per counter,
-    in the order the counters were given; the order is the only thing that tells the
-    filtered counter from the plain one, so the event name of every line is checked."""
+    Each data line is `time,count,unit,event,cgroup,run-time,percent,...`: every counter of
+    the first cgroup in the order the counters were given, then of the next cgroup. The
+    order is the only thing that tells the filtered counter from the plain one, so the
+    event and the cgroup of every line are checked."""
     data = [line.rstrip("\n") for line in lines if is_data_line(line)]
-    if len(data) != len(counters):
-        raise PerfOutputError(f"perf printed {len(data)} counts for {len(counters)} counters")
-    calls: dict[str, int] = {}
-    errors: dict[str, int] = {}
+    expected = len(counters) * len(cgroups)
+    if len(data) != expected:
+        raise PerfOutputError(f"perf printed {len(data)} counts for {expected} counters")
     seconds = None
-    for line, counter in zip(data, counters, strict=True):
-        fields = line.strip().split(",")
-        if len(fields) < 5:
-            raise PerfOutputError(f"too few fields: {line[:200]!r}")
-        if fields[3] != counter.event:
-            raise PerfOutputError(f"expected {counter.event}, perf printed {line[:200]!r}")
-        try:
-            stamp = float(fields[0])
-        except ValueError:
-            raise PerfOutputError(f"not a timestamp: {line[:200]!r}") from None
-        if seconds is None:
-            seconds = stamp
-        elif stamp != seconds:
-            raise PerfOutputError("counts of more than one interval")
-        target = calls if counter.kind == "calls" else errors
-        target[counter.syscall] = target.get(counter.syscall, 0) + _count(fields[1], line)
-    return Counts(seconds=seconds or 0.0, calls=calls, errors=errors)
+    result = []
+    for i, cgroup in enumerate(cgroups):
+        calls: dict[str, int] = {}
+        errors: dict[str, int] = {}
+        block = data[i * len(counters):(i + 1) * len(counters)]
+        for line, counter in zip(block, counters, strict=True):
+            fields = line.strip().split(",")
+            if len(fields) < 5:
+                raise PerfOutputError(f"too few fields: {line[:200]!r}")
+            # perf prints the cgroup name without its leading slash
+            if fields[3] != counter.event or fields[4].lstrip("/") != cgroup.lstrip("/"):
+                raise PerfOutputError(f"expected {counter.event} of {cgroup}, perf printed {line[:200]!r}")
+            try:
+                stamp = float(fields[0])
+            except ValueError:
+                raise PerfOutputError(f"not a timestamp: {line[:200]!r}") from None
+            if seconds is None:
+                seconds = stamp
+            elif stamp != seconds:
+                raise PerfOutputError("counts of more than one interval")
+            target = calls if counter.kind == "calls" else errors
+            target[counter.syscall] = target.get(counter.syscall, 0) + _count(fields[1], line)
+        result.append(Counts(seconds=seconds or 0.0, calls=calls, errors=errors))
+    return result

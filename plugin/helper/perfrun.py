@@ -63,18 +63,28 @@ def other_helper_counting(proc_root: str = "/proc") -> bool:
 class PerfRun:
     """One perf stat process, its control pipes and its log pipe."""
 
-    def __init__(self, counters: list[perf.Counter], cgroup_name: str, window_ms: int) -> None:
+    def __init__(self, counters: list[perf.Counter], cgroups: list[str], window_ms: int) -> None:
+        try:
+            args = perf.argv(counters, cgroups, window_ms, (0, 0), 0)
+        except ValueError as e:
+            raise HelperFailure("cgroup", str(e)) from None
         ctl_r, self.ctl_w = os.pipe()
         self.ack_r, ack_w = os.pipe()
         self.log_r, log_w = os.pipe()
-        args = perf.argv(counters, cgroup_name, window_ms, (ctl_r, ack_w), log_w)
+        args = perf.argv(counters, cgroups, window_ms, (ctl_r, ack_w), log_w)
         self.proc = subprocess.Popen(
             args, pass_fds=(ctl_r, ack_w, log_w), stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         for fd in (ctl_r, ack_w, log_w):
             os.close(fd)
-        self.printed = threading.Event()
+        self.printed = threading.Event()  # the last interval is read: nothing can stop it now
+        self.stopping = threading.Event()  # SIGINT sent: perf prints what it has and exits
+        # When the window was ended early (end_window or stop), on the monotonic clock. perf
+        # prints what it counted until then with its next tick (end_window) or at once (stop);
+        # after a stop it prints once more, zeros stamped from nowhere, and exits: that print
+        # is not a window.
+        self.ended_at: float | None = None
 
     def wait_started(self) -> None:
         """Block until every event is open and enabled (perf acks a ping from its main loop)."""
@@ -102,9 +112,25 @@ class PerfRun:
     def stop(self) -> None:
         """End the window now; SIGINT makes perf print the counts so far (SIGTERM would not)."""
         if not self.printed.is_set() and self.proc.poll() is None:
+            self.stopping.set()
+            self.ended_at = time.monotonic()
             self.proc.send_signal(signal.SIGINT)
 
+    def end_window(self) -> None:
+        """End the window between two of perf's ticks without stopping perf (a SIGINT would
+        print at once, but perf would then close its events, and the next run would wait for
+        that: see finish). The events are disabled now; perf's next tick prints what they
+        counted until now, and ended_at says when that was."""
+        if not self.printed.is_set() and self.proc.poll() is None:
+            try:
+                os.write(self.ctl_w, b"disable\n")
+                self.ended_at = time.monotonic()
+            except OSError:
+                pass
+
     def read_interval(self, n_counters: int, timeout_s: float) -> list[str]:
+        """The lines of perf's next interval. After a stop, perf prints what it counted
+        since its last interval and exits: once it has, this returns []."""
         lines: list[str] = []
         buf = b""
         deadline = time.monotonic() + timeout_s
@@ -119,11 +145,15 @@ class PerfRun:
             chunk = os.read(self.log_r, 1 << 16)
             if not chunk:
                 self.proc.wait()
+                # perf re-raises the SIGINT it caught once it has printed: that is a clean end.
+                if self.stopping.is_set() and self.proc.returncode in (0, -signal.SIGINT) \
+                        and not buf.strip() \
+                        and not any(perf.is_data_line(line) for line in lines):
+                    return []
                 raise self.failure()
             buf += chunk
             *done, buf = buf.split(b"\n")
             lines += [d.decode(errors="replace") for d in done]
-        self.printed.set()
         return lines
 
     def finish(self, linger_s: float = LINGER_S) -> int:

@@ -94,17 +94,23 @@ class Target:
             time.sleep(0.01)
 
 
-def running_target(workload: Path, spy_dir: Path) -> Iterator[Target]:
-    """A container running the workload, its trigger folder bound at /spy; removed after."""
+def start_target(workload: Path, spy_dir: Path, *docker_args: str) -> Target:
+    """Start a container running the workload, its trigger folder bound at /spy."""
     spy_dir.mkdir()
     shutil.copy(workload, spy_dir / "workload")
     name = f"spy-e2e-{secrets.token_hex(4)}"
-    cid = run("docker", "run", "-d", "--name", name, "-v", f"{spy_dir}:/spy",
+    cid = run("docker", "run", "-d", "--name", name, "-v", f"{spy_dir}:/spy", *docker_args,
               BASE_IMAGE, "/spy/workload").stdout.strip()
+    return Target(name, cid, spy_dir)
+
+
+def running_target(workload: Path, spy_dir: Path) -> Iterator[Target]:
+    """A container running the workload, its trigger folder bound at /spy; removed after."""
+    started = start_target(workload, spy_dir)
     try:
-        yield Target(name, cid, spy_dir)
+        yield started
     finally:
-        run("docker", "rm", "-f", name, check=False)
+        run("docker", "rm", "-f", started.name, check=False)
 
 
 @pytest.fixture
@@ -143,10 +149,11 @@ class SpyRun:
         return code, out, "".join(self.stderr_lines)
 
 
-def start_spy(env: dict[str, str], *args: str, new_session: bool = False) -> SpyRun:
-    """`docker spy ARGS` in the background; with new_session, in a process group of its own
-    that a test can signal as a terminal would."""
-    proc = subprocess.Popen(["docker", "spy", *args], stdout=subprocess.PIPE,
+def start_spy(env: dict[str, str], *args: str, new_session: bool = False,
+              docker_flags: tuple[str, ...] = ()) -> SpyRun:
+    """`docker [DOCKER_FLAGS] spy ARGS` in the background; with new_session, in a process
+    group of its own that a test can signal as a terminal would."""
+    proc = subprocess.Popen(["docker", *docker_flags, "spy", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env,
                             start_new_session=new_session)
     spy = SpyRun(proc)

@@ -13,7 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import BASE_IMAGE, HELPER_LABEL, Target, run, start_spy, syscall, wait_no_helpers
+from .conftest import (
+    BASE_IMAGE,
+    HELPER_LABEL,
+    Target,
+    run,
+    start_spy,
+    start_target,
+    syscall,
+    wait_no_helpers,
+)
 
 pytestmark = pytest.mark.e2e
 N = 54321
@@ -274,3 +283,32 @@ def test_bad_input(request, docker_env, what: str, ref: str, extra: list[str], s
                           "--filter", "type=container", "--filter", "event=create",
                           "--filter", f"label={HELPER_LABEL}", "--format", "{{.ID}}").stdout
     assert created_helpers.strip() == "", f"{what}: a helper was started"
+
+
+def test_twenty_containers_in_one_run(docker_env, helper_image, workload: Path,
+                                      tmp_path: Path) -> None:
+    group = f"spy-e2e-{os.getpid()}-{time.monotonic_ns()}"
+    members: list[Target] = []
+    try:
+        for i in range(20):
+            members.append(start_target(workload, tmp_path / f"member{i}",
+                                        "--label", f"spy-e2e-group={group}"))
+        spy = start_spy(docker_env, "--filter", f"label=spy-e2e-group={group}", "-d", "10s",
+                        "--format", "json", "-l", "info")
+        spy.wait_counting(timeout=180)
+        for i, member in enumerate(members):
+            member.trigger(100 * (i + 1))
+        code, out, err = spy.finish(timeout=300)
+        assert code == 0, err
+        doc = json.loads(out)
+        assert doc["partial"] is False and len(doc["targets"]) == 20
+        by_name = {t["name"]: t for t in doc["targets"]}
+        for i, member in enumerate(members):
+            rows = {r["name"]: r for r in by_name[member.name]["syscalls"]}
+            assert rows["getppid"]["calls"] == 100 * (i + 1), member.name
+            assert rows["fchdir"]["errors"] == 100 * (i + 1), member.name
+        assert syscall(doc, "getppid")["calls"] == 100 * 20 * 21 // 2
+        assert wait_no_helpers() == []
+    finally:
+        if members:
+            run("docker", "rm", "-f", *(m.name for m in members), check=False)

@@ -33,7 +33,8 @@ def test_docker_info_lists_the_plugin(docker_env: dict[str, str]) -> None:
 
 def test_help_documents_every_option(docker_env: dict[str, str]) -> None:
     proc = run("docker", "spy", "--help", env=docker_env)
-    for option in ("--duration", "--format", "--top", "--sort", "--all", "--no-trunc",
+    for option in ("--duration", "--interval", "--filter", "--format", "--top", "--sort", "--all",
+                   "--no-trunc", "--by-class", "--seccomp-profile", "--audit-profile",
                    "--helper-image", "--privileged", "--quiet", "--debug", "--log-level",
                    "examples:"):
         assert option in proc.stdout, option
@@ -53,9 +54,11 @@ def test_exact_counts_of_calls_and_failed_calls(
                                    forks=FORKS)
     assert code == 0, err
     doc = json.loads(out)
-    assert doc["schema"] == 1
+    assert doc["schema"] == 2 and doc["kind"] == "report"
     assert doc["partial"] is False
-    assert doc["target"]["id"] == target.id and doc["target"]["name"] == target.name
+    (only,) = doc["targets"]
+    assert only["id"] == target.id and only["name"] == target.name and only["exited"] is False
+    assert only["total"] == doc["total"]
     assert syscall(doc, "getppid")["calls"] == N
     assert syscall(doc, "getppid")["errors"] == 0
     assert syscall(doc, "fchdir")["calls"] == N
@@ -145,11 +148,12 @@ def test_csv_sorted_by_name_with_every_syscall(docker_env: dict[str, str], helpe
                                    "--sort", "name", "--all")
     assert code == 0, err
     rows = list(csv.reader(io.StringIO(out)))
-    assert rows[0] == ["syscall", "calls", "errors", "calls_per_second", "share_percent"]
-    names = [r[0] for r in rows[1:]]
+    assert rows[0] == ["container", "syscall", "calls", "errors", "calls_per_second", "share_percent"]
+    assert {r[0] for r in rows[1:]} == {target.name}
+    names = [r[1] for r in rows[1:]]
     assert names == sorted(names) and len(names) > 300  # every syscall, the called or not
-    by_name = {r[0]: r for r in rows[1:]}
-    assert by_name["getppid"][1:3] == ["500", "0"] and by_name["fchdir"][1:3] == ["500", "500"]
+    by_name = {r[1]: r for r in rows[1:]}
+    assert by_name["getppid"][2:4] == ["500", "0"] and by_name["fchdir"][2:4] == ["500", "500"]
 
 
 @pytest.mark.parametrize("args, expected", [

@@ -52,7 +52,14 @@ def test_metadata_prints_the_protocol(capsys: pytest.CaptureFixture[str]) -> Non
 @pytest.mark.parametrize("argv, words", [
     (["spy", "web", "--format", "xml"], "invalid choice"),
     (["spy", "web", "--top", "-3"], "not a positive"),
-    (["spy", "web", "extra"], "unrecognized arguments"),
+    (["spy", "web", "--bogus"], "unrecognized arguments"),
+    (["spy", "-d", "1s"], "name a container, or pick some with --filter"),
+    (["spy", "web", "-f", "nolabel"], "bad filter 'nolabel'"),
+    (["spy", "web", "-f", "=x"], "bad filter"),
+    (["spy", "web", "-i", "5s", "-d", "1s"], "--interval is longer than --duration"),
+    (["spy", "web", "-i", "1s", "--format", "csv"], "not CSV"),
+    (["spy", "web", "-i", "0s"], "out of range"),
+    (["spy", "web", "ok", "bad;name"], "not a container name"),
     (["spy", "bad name!", "-d", "1s"], "not a container name"),
     (["spy", "web", "-d", "1y"], "invalid duration"),
 ])

@@ -13,10 +13,11 @@ from plugin import report
 from plugin.errors import ContractError, HelperError
 from plugin.helper import cgroup, perf
 
-from .test_perf import recorded
-from .test_report import PID, RECORDED
+from .test_perf import cgroups_of, recorded
+from .test_report import INTERVALS, PIDS, RECORDED, TARGETS
 
-LINES, COUNTERS = recorded("interval-busy.csv")
+LINES, COUNTERS = recorded("interval-two-cgroups.csv")
+CGROUPS = cgroups_of(LINES)
 text = st.text(alphabet=st.characters(codec="utf-8"), max_size=400)
 lines_of_text = st.lists(text, max_size=40)
 
@@ -25,10 +26,10 @@ lines_of_text = st.lists(text, max_size=40)
 @given(lines_of_text)
 def test_perf_parser_on_random_lines(lines: list[str]) -> None:
     try:
-        counts = perf.parse_interval(lines, COUNTERS)
+        counts = perf.parse_interval(lines, COUNTERS, CGROUPS)
     except perf.PerfOutputError:
         return
-    assert all(v >= 0 for v in counts.calls.values())
+    assert all(v >= 0 for c in counts for v in c.calls.values())
 
 
 @settings(max_examples=300, deadline=None)
@@ -39,12 +40,13 @@ def test_perf_parser_on_one_mutated_field(line_no: int, field_no: int, value: st
     fields[field_no] = value
     mutated = [*LINES[:line_no], ",".join(fields), *LINES[line_no + 1:]]
     try:
-        counts = perf.parse_interval(mutated, COUNTERS)
+        counts = perf.parse_interval(mutated, COUNTERS, CGROUPS)
     except perf.PerfOutputError:
         return
     # Accepted: then every count is a non-negative integer and every syscall is present.
-    assert set(counts.calls) == {c.syscall for c in COUNTERS}
-    assert all(isinstance(v, int) and v >= 0 for v in counts.calls.values())
+    for c in counts:
+        assert set(c.calls) == {counter.syscall for counter in COUNTERS}
+        assert all(isinstance(v, int) and v >= 0 for v in c.calls.values())
 
 
 @settings(max_examples=300, deadline=None)
@@ -85,12 +87,12 @@ json_values = st.recursive(
 def _validate(doc: object) -> None:
     raw = json.dumps(doc).encode()
     try:
-        rep = report.from_helper(raw, target_id="a" * 64, target_name="web", pid=PID,
-                                 requested_seconds=2.0)
+        rep = report.from_helper(raw, targets=TARGETS, requested_seconds=3.0)
     except (ContractError, HelperError):
         return
     for row in rep.syscalls:
         assert row.name.isascii() and 0 <= row.calls and 0 <= row.errors
+    assert [t.target.pid for t in rep.targets] == PIDS
 
 
 @settings(max_examples=300, deadline=None)
@@ -100,7 +102,8 @@ def test_report_validator_on_random_json(doc: object) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from(["schema", "partial", "stopped", "target", "window", "host", "syscalls"]),
+@given(st.sampled_from(["schema", "kind", "partial", "stopped", "targets", "window", "host",
+                        "tracepoints"]),
        json_values)
 def test_report_validator_on_one_replaced_field(key: str, value: object) -> None:
     _validate({**RECORDED, key: value})
@@ -110,4 +113,16 @@ def test_report_validator_on_one_replaced_field(key: str, value: object) -> None
 @given(st.lists(st.fixed_dictionaries({"name": text, "calls": st.integers(), "errors": st.integers()}),
                 max_size=20))
 def test_report_validator_on_random_rows(rows: list[dict]) -> None:
-    _validate({**RECORDED, "syscalls": rows})
+    targets = [dict(RECORDED["targets"][0], syscalls=rows), RECORDED["targets"][1]]
+    _validate({**RECORDED, "targets": targets})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["schema", "kind", "index", "seconds", "targets"]), json_values)
+def test_interval_validator_on_one_replaced_field(key: str, value: object) -> None:
+    doc = {**json.loads(INTERVALS[1]), key: value}
+    try:
+        interval = report.interval_from_helper(json.dumps(doc).encode(), pids=PIDS, previous=1.0)
+    except (ContractError, HelperError):
+        return
+    assert interval.seconds >= 1.0 and len(interval.targets) == 2

@@ -9,10 +9,11 @@ from plugin import launcher
 from plugin.target import Target
 
 TARGET = Target(id="ab" * 32, name="web", pid=4242, image="nginx")
+OTHER = Target(id="cd" * 32, name="db", pid=4343, image="postgres")
 
 
-def config(**kwargs) -> dict:
-    return launcher.container_config(launcher.HelperRun("sha256:img", TARGET, 30.0, **kwargs), 1000.0)
+def config(targets: tuple[Target, ...] = (TARGET,), **kwargs) -> dict:
+    return launcher.container_config(launcher.HelperRun("sha256:img", targets, 30.0, **kwargs), 1000.0)
 
 
 def test_least_privilege() -> None:
@@ -41,6 +42,13 @@ def test_command_and_labels() -> None:
     assert c["labels"]["io.docker-spy.role"] == launcher.HELPER_ROLE
     assert int(c["labels"][launcher.LABEL_EXPIRES]) == 1000 + 30 + launcher.EXPIRY_SLACK_SECONDS
     assert c["name"].startswith("docker-spy-abababababab-")
+
+
+def test_several_targets_and_an_interval() -> None:
+    c = config((TARGET, OTHER), interval=2.0)
+    assert c["command"] == ["--pid", "4242", "--pid", "4343", "--duration", "30.0",
+                            "--interval", "2.0", "--stop-on-stdin"]
+    assert c["labels"][launcher.LABEL_TARGET] == f"{TARGET.id},{OTHER.id}"
 
 
 def test_privileged_is_an_opt_in() -> None:

@@ -17,6 +17,20 @@ def recorded(name: str) -> tuple[list[str], list[perf.Counter]]:
     return lines, perf.plan(events, events)
 
 
+def cgroups_of(lines: list[str]) -> list[str]:
+    """The cgroup names in a recording, in the order perf printed them."""
+    names: list[str] = []
+    for line in lines:
+        if perf.is_data_line(line) and (name := line.split(",")[4]) not in names:
+            names.append(name)
+    return names
+
+
+def parse(lines: list[str], counters: list[perf.Counter]) -> perf.Counts:
+    (counts,) = perf.parse_interval(lines, counters, cgroups_of(lines))
+    return counts
+
+
 def test_plan_counts_at_exit_with_a_failure_filter() -> None:
     _, counters = recorded("interval-busy.csv")
     by_name: dict[str, list[perf.Counter]] = {}
@@ -44,22 +58,22 @@ def test_plan_ignores_other_files_in_the_events_dir() -> None:
     assert [c.event for c in counters] == ["syscalls:sys_exit_read"] * 2
 
 
-def test_argv_puts_the_cgroup_after_every_event() -> None:
+def test_argv_counts_every_event_for_each_cgroup() -> None:
     counters = perf.plan(["sys_enter_read", "sys_exit_read"], ["sys_exit_read"])
-    args = perf.argv(counters, "/docker/abc", 2500, (5, 6), 7)
+    args = perf.argv(counters, ["/docker/abc", "/docker/def"], 2500, (5, 6), 7)
     assert args[:2] == ["perf", "stat"]
     assert args[args.index("-I") + 1] == "2500"
     assert "--interval-count" not in args  # perf keeps printing until stopped (see perfrun)
     assert args[args.index("--control") + 1] == "fd:5,6"
     assert args[args.index("--log-fd") + 1] == "7"
-    assert args[-2:] == ["-G", "/docker/abc"]
+    assert args[-2:] == ["--for-each-cgroup", "/docker/abc,/docker/def"]
     assert args.index("--filter") == args.index("-e", args.index("-e") + 1) + 2
     assert "-a" in args
 
 
 def test_parse_busy_interval() -> None:
     lines, counters = recorded("interval-busy.csv")
-    counts = perf.parse_interval(lines, counters)
+    counts = parse(lines, counters)
     assert counts.seconds == pytest.approx(2.002106424)
     assert counts.calls["getppid"] > 1_000_000  # the recorded target was a getppid loop
     assert counts.errors["getppid"] == 0
@@ -69,14 +83,14 @@ def test_parse_busy_interval() -> None:
 def test_parse_idle_interval_of_not_counted() -> None:
     lines, counters = recorded("interval-idle.csv")
     assert "<not counted>" in lines[0]
-    counts = perf.parse_interval(lines, counters)
+    counts = parse(lines, counters)
     assert counts.seconds == pytest.approx(1.001945850)
     assert sum(counts.calls.values()) == 0 and sum(counts.errors.values()) == 0
 
 
 def test_parse_interval_cut_short_by_sigint() -> None:
     lines, counters = recorded("interval-sigint.csv")
-    counts = perf.parse_interval(lines, counters)
+    counts = parse(lines, counters)
     assert counts.seconds == pytest.approx(1.500368789)  # asked for 10 s, stopped at 1.5 s
     assert counts.calls["getppid"] == 3523434
 
@@ -84,14 +98,14 @@ def test_parse_interval_cut_short_by_sigint() -> None:
 def test_parse_rejects_a_missing_line() -> None:
     lines, counters = recorded("interval-busy.csv")
     with pytest.raises(perf.PerfOutputError, match="717 counters"):
-        perf.parse_interval(lines[:-1], counters)
+        parse(lines[:-1], counters)
 
 
 def test_parse_rejects_lines_out_of_order() -> None:
     lines, counters = recorded("interval-busy.csv")
     swapped = [lines[2], lines[0], lines[1], *lines[3:]]
     with pytest.raises(perf.PerfOutputError, match="expected syscalls:sys_exit_"):
-        perf.parse_interval(swapped, counters)
+        parse(swapped, counters)
 
 
 @pytest.mark.parametrize("field, message", [
@@ -106,7 +120,7 @@ def test_parse_rejects_bad_counts(field: str, message: str) -> None:
     parts = lines[0].split(",")
     parts[1] = field
     with pytest.raises(perf.PerfOutputError, match=message):
-        perf.parse_interval([",".join(parts), *lines[1:]], counters)
+        parse([",".join(parts), *lines[1:]], counters)
 
 
 def test_parse_rejects_two_intervals() -> None:
@@ -114,10 +128,46 @@ def test_parse_rejects_two_intervals() -> None:
     parts = lines[1].split(",")
     parts[0] = "4.003"
     with pytest.raises(perf.PerfOutputError, match="more than one interval"):
-        perf.parse_interval([lines[0], ",".join(parts), *lines[2:]], counters)
+        parse([lines[0], ",".join(parts), *lines[2:]], counters)
 
 
 def test_comment_and_blank_lines_are_skipped() -> None:
     lines, counters = recorded("interval-busy.csv")
-    counts = perf.parse_interval(["# started on Wed\n", "\n", *lines], counters)
+    counts = parse(["# started on Wed\n", "\n", *lines], counters)
     assert counts.calls["getppid"] > 0
+
+
+def test_parse_two_cgroups_in_one_interval() -> None:
+    # Recorded with two workload targets: the first made 4,321 getppid and 4,321 failing
+    # fchdir calls during the window, the second 1,234 and 1,234.
+    lines, counters = recorded("interval-two-cgroups.csv")
+    names = cgroups_of(lines)
+    assert len(names) == 2
+    first, second = perf.parse_interval(lines, counters, names)
+    assert (first.calls["getppid"], first.calls["fchdir"], first.errors["fchdir"]) == (4321, 4321, 4321)
+    assert (second.calls["getppid"], second.calls["fchdir"], second.errors["fchdir"]) == (1234, 1234, 1234)
+    assert first.seconds == second.seconds == pytest.approx(3.002445101)
+
+
+def test_parse_checks_the_cgroup_of_every_line() -> None:
+    lines, counters = recorded("interval-two-cgroups.csv")
+    with pytest.raises(perf.PerfOutputError, match="perf printed"):
+        perf.parse_interval(lines, counters, list(reversed(cgroups_of(lines))))
+
+
+def test_a_cgroup_name_perf_would_read_as_a_pattern_is_refused() -> None:
+    counters = perf.plan(["sys_exit_read"], ["sys_exit_read"])
+    for name in ("/docker/a,b", "/docker/(x)", ""):
+        with pytest.raises(ValueError, match="cannot be given"):
+            perf.argv(counters, [name], 1000, (5, 6), 7)
+
+
+def test_targets_are_split_over_perf_processes_by_open_files() -> None:
+    from plugin.helper.perfrun import HelperFailure
+    from plugin.helper.shards import shard_size
+
+    per_target = 717 * 2  # counters x CPUs, this machine
+    assert shard_size(per_target, 20_000) == 13  # Docker's limit here: 20 targets, 2 perfs
+    assert shard_size(per_target, 1 << 20) == 730
+    with pytest.raises(HelperFailure, match="open files for one container"):
+        shard_size(per_target, 2000)

@@ -1,4 +1,5 @@
-"""Rendering a report loaded from the recorded helper document."""
+"""Rendering reports loaded from the recorded helper document (two targets: web made 777
+getppid and 777 failing fchdir calls, db 1,500 and 1,500)."""
 
 from __future__ import annotations
 
@@ -8,38 +9,59 @@ import json
 
 import pytest
 
-from plugin import render
+from plugin import render, report
+from plugin.classes import CLASSES
 from plugin.render import View
 
-from .test_report import RECORDED, load
+from .test_report import RECORDED, TARGETS, load
+
+WEB_ONLY = dict(RECORDED, targets=RECORDED["targets"][:1])
+
+
+def web() -> report.Report:
+    return load(WEB_ONLY, targets=TARGETS[:1])
 
 
 def body(text: str) -> list[list[str]]:
-    return [line.split() for line in text.splitlines()[4:] if line and not line.startswith("-")]
+    """The table's rows, split into cells; the bar column is dropped."""
+    rows = [line.split() for line in text.splitlines()[4:] if line and not line.startswith("-")]
+    return [[c for c in row if not set(c) <= set(render.EIGHTHS)] for row in rows]
 
 
-def test_table_has_rows_by_calls_a_total_and_no_zero_rows() -> None:
-    text = render.table(load(RECORDED))
+def test_table_has_rows_by_calls_a_total_a_bar_and_no_zero_rows() -> None:
+    text = render.table(web())
     lines = text.splitlines()
-    assert lines[0].startswith("web (17e0b4d4db5c): 2,317 syscalls in 2.00 s")
+    assert lines[0].startswith("web (9871920086c9): 2,713 syscalls in 3.00 s")
     assert lines[2].split() == ["SYSCALL", "CALLS", "ERRORS", "CALLS/S", "SHARE"]
     rows = body(text)
-    assert rows[0] == ["fchdir", "777", "777", "388.1", "33.5%"]
-    assert rows[-1][0] == "total" and rows[-1][1:3] == ["2,317", "1,155"]
-    assert len(rows) == 9  # eight syscalls that were called, and the total
-    assert "exit_group" not in text
+    assert rows[0] == ["fchdir", "777", "777", "259.0", "28.6%"]
+    assert rows[-1][0] == "total" and rows[-1][1:3] == ["2,713", "1,350"]
+    assert len(rows) == 12  # eleven syscalls that were called, and the total
+    assert "mmap" not in text
+    # The busiest row's bar is full; getppid's, as many calls, too; close's (2) is a sliver.
+    bars = {line.split()[0]: line.split()[-1] for line in lines[4:] if line.endswith(("█", "▏"))}
+    assert bars["fchdir"] == "█" * render.BAR_WIDTH == bars["getppid"]
+    assert bars["close"] == "▏"
+
+
+def test_bars_are_eighths_of_a_cell() -> None:
+    assert render.bar(1.0, 4) == "████"
+    assert render.bar(0.5, 4) == "██"
+    assert render.bar(1 / 32, 4) == "▏"
+    assert render.bar(0.0, 4) == ""
+    assert render.bar(0.001, 4) == "▏"  # a call is never drawn as none
 
 
 def test_top_limits_rows_but_not_the_total() -> None:
-    text = render.table(load(RECORDED), View(top=1))
+    text = render.table(web(), View(top=1))
     assert [r[0] for r in body(text)] == ["fchdir", "total"]
-    assert "2,317" in text
+    assert "2,713" in text
 
 
 def test_all_shows_syscalls_that_were_not_called() -> None:
-    text = render.table(load(RECORDED), View(all=True))
-    assert len(body(text)) == len(RECORDED["syscalls"]) + 1
-    assert ["exit_group", "0", "0", "0.0", "0.0%"] in body(text)
+    text = render.table(web(), View(all=True))
+    assert len(body(text)) == len(RECORDED["tracepoints"]) + 1
+    assert ["mmap", "0", "0", "0.0", "0.0%"] in body(text)
 
 
 @pytest.mark.parametrize("sort, first", [("calls", ["fchdir", "getppid", "access"]),
@@ -47,21 +69,51 @@ def test_all_shows_syscalls_that_were_not_called() -> None:
                                          ("errors", ["fchdir", "access", "getppid"]),
                                          ("name", ["access", "clock_nanosleep", "close"])])
 def test_sort(sort: str, first: list[str]) -> None:
-    assert [r[0] for r in body(render.table(load(RECORDED), View(sort=sort)))][:3] == first
+    assert [r[0] for r in body(render.table(web(), View(sort=sort)))][:3] == first
 
 
 def test_no_trunc_shows_the_whole_id() -> None:
-    rep = load(RECORDED)
-    assert render.title(rep, View(no_trunc=True)).startswith(f"web ({rep.target.id}): ")
+    assert render.title(web(), View(no_trunc=True)).startswith(f"web ({TARGETS[0].id}): ")
 
 
 def test_partial_reports_say_so_in_the_title() -> None:
-    doc = dict(RECORDED, partial=True)
-    assert render.table(load(doc)).splitlines()[0].endswith(", PARTIAL")
-    doc = dict(RECORDED, partial=True, stopped="target-exited")
-    assert render.table(load(doc)).splitlines()[0].endswith(", PARTIAL (the container stopped)")
-    doc = dict(RECORDED, partial=True, stopped="interrupted")
-    assert render.table(load(doc)).splitlines()[0].endswith(", PARTIAL (interrupted)")
+    def first_line(**changes: object) -> str:
+        return render.table(load(dict(WEB_ONLY, **changes), targets=TARGETS[:1])).splitlines()[0]
+
+    assert first_line(partial=True).endswith(", PARTIAL")
+    assert first_line(partial=True, stopped="target-exited").endswith(", PARTIAL (the container stopped)")
+    assert first_line(partial=True, stopped="interrupted").endswith(", PARTIAL (interrupted)")
+
+
+def test_several_targets_get_a_calls_column_each() -> None:
+    text = render.table(load(RECORDED))
+    lines = text.splitlines()
+    assert lines[0].startswith("2 containers (web, db): 6,870 syscalls in 3.00 s")
+    assert lines[2].split() == ["SYSCALL", "web", "db", "CALLS", "ERRORS", "CALLS/S", "SHARE"]
+    rows = {r[0]: r for r in body(text)}
+    assert rows["fchdir"][:5] == ["fchdir", "777", "1,500", "2,277", "2,277"]
+    assert rows["fork"][:4] == ["fork", "2", "0", "2"]
+    assert rows["total"][:4] == ["total", "2,713", "4,157", "6,870"]
+
+
+def test_an_exited_target_is_named_so() -> None:
+    doc = json.loads(json.dumps(RECORDED))
+    doc["targets"][1]["exited"] = True
+    assert "(web, db exited)" in render.title(load(doc))
+
+
+def test_by_class_puts_each_class_subtotal_above_its_syscalls() -> None:
+    text = render.table(web(), View(by_class=True))
+    assert text.splitlines()[2].split() == ["CLASS", "SYSCALL", "CALLS", "ERRORS", "CALLS/S", "SHARE"]
+    rows = body(text)
+    classes = {r[0]: r for r in rows if r[0] in CLASSES}
+    assert set(classes) == {"file", "process", "time"}
+    # fchdir, access, openat, close, read, unlink: 777 + 574 + 2 + 2 + 1 + 1
+    assert classes["file"][1:3] == ["1,357", "1,350"]
+    assert classes["process"][1] == str(777 + 2 + 2 + 2)  # getppid, fork, exit_group, wait4
+    assert sum(int(r[1].replace(",", "")) for r in classes.values()) == 2713
+    first = rows.index(classes["file"])
+    assert rows[first + 1][0] == "fchdir"  # the class's syscalls follow it, busiest first
 
 
 def test_json_format_is_one_document() -> None:
@@ -69,17 +121,37 @@ def test_json_format_is_one_document() -> None:
     render.write(load(RECORDED), View(fmt="json", top=2), out)
     doc = json.loads(out.getvalue())
     assert [r["name"] for r in doc["syscalls"]] == ["fchdir", "getppid"]
-    assert doc["syscalls"][0]["calls_per_second"] == round(777 / 2.002160605, 3)
-    assert doc["total"]["calls"] == 2317  # --top does not change the total
+    assert doc["syscalls"][0]["calls_per_second"] == round(2277 / 3.000363203, 3)
+    assert doc["total"]["calls"] == 6870  # --top does not change the total
+    assert [t["name"] for t in doc["targets"]] == ["web", "db"]
+    assert [r["name"] for r in doc["targets"][0]["syscalls"]] == ["fchdir", "getppid"]
+    assert doc["targets"][1]["total"]["calls"] == 4157
 
 
-def test_csv_has_raw_numbers_and_a_header() -> None:
+def test_json_by_class_adds_classes_and_subtotals() -> None:
     out = io.StringIO()
-    render.write(load(RECORDED), View(fmt="csv", sort="name", all=True), out)
+    render.write(web(), View(fmt="json", by_class=True), out)
+    doc = json.loads(out.getvalue())
+    assert {r["name"]: r["class"] for r in doc["syscalls"]}["getppid"] == "process"
+    assert sum(c["calls"] for c in doc["classes"]) == doc["total"]["calls"]
+
+
+def test_csv_has_raw_numbers_a_row_per_container_and_syscall() -> None:
+    out = io.StringIO()
+    render.write(load(RECORDED), View(fmt="csv", sort="name"), out)
     table = list(csv.reader(io.StringIO(out.getvalue())))
     assert table[0] == list(render.CSV_HEADER)
-    assert len(table) == 1 + len(RECORDED["syscalls"])
-    fchdir = next(r for r in table if r[0] == "fchdir")
-    assert fchdir[:3] == ["fchdir", "777", "777"]
-    assert float(fchdir[4]) == pytest.approx(100 * 777 / 2317, abs=0.001)
-    assert [r[0] for r in table[1:]] == sorted(r[0] for r in table[1:])
+    rows = {(r[0], r[1]): r for r in table[1:]}
+    assert rows[("web", "fchdir")][2:4] == ["777", "777"]
+    assert rows[("db", "fchdir")][2:4] == ["1500", "1500"]
+    assert float(rows[("db", "fchdir")][5]) == pytest.approx(100 * 1500 / 4157, abs=0.001)
+    web_names = [r[1] for r in table[1:] if r[0] == "web"]
+    assert web_names == sorted(web_names) and len(web_names) == 11
+
+
+def test_csv_all_lists_every_syscall_of_every_container() -> None:
+    out = io.StringIO()
+    render.write(load(RECORDED), View(fmt="csv", all=True, by_class=True), out)
+    table = list(csv.reader(io.StringIO(out.getvalue())))
+    assert table[0][:3] == ["container", "syscall", "class"]
+    assert len(table) == 1 + 2 * len(RECORDED["tracepoints"])

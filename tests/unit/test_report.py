@@ -15,37 +15,72 @@ from plugin.errors import ContractError, HelperError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "helper"
 RECORDED = json.loads((FIXTURES / "report.json").read_text())
-PID = RECORDED["target"]["pid"]
+INTERVALS = (FIXTURES / "intervals.jsonl").read_bytes().splitlines()
+PIDS = [t["pid"] for t in RECORDED["targets"]]
+TARGETS = [report.TargetInfo("9871920086c9" + "0" * 52, "web", PIDS[0]),
+           report.TargetInfo("00e58ba21440" + "1" * 52, "db", PIDS[1])]
 
 
 def load(doc: Any, **overrides: Any) -> report.Report:
     raw = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
-    args = {"target_id": "17e0b4d4db5c" + "0" * 52, "target_name": "web", "pid": PID,
-            "requested_seconds": 2.0, **overrides}
+    args = {"targets": TARGETS, "requested_seconds": 3.0, **overrides}
     return report.from_helper(raw, **args)
 
 
 def test_recorded_report_loads() -> None:
     rep = load(RECORDED)
-    rows = {s.name: s for s in rep.syscalls}
-    assert rows["getppid"] == report.SyscallCount("getppid", 777, 0)
-    assert rows["fchdir"] == report.SyscallCount("fchdir", 777, 777)
+    web, db = ({s.name: s for s in t.syscalls} for t in rep.targets)
+    # What the host made each target do during the window (record.sh)
+    assert web["getppid"] == report.SyscallCount("getppid", 777, 0)
+    assert web["fchdir"] == report.SyscallCount("fchdir", 777, 777)
+    assert web["fork"].calls == 2 and web["exit_group"].calls == 2
+    assert db["getppid"] == report.SyscallCount("getppid", 1500, 0)
+    assert db["fork"].calls == 0  # zero rows are filled in from the tracepoints
+    assert len(web) == len(RECORDED["tracepoints"]) == 360
+    summed = {s.name: s for s in rep.syscalls}
+    assert summed["fchdir"] == report.SyscallCount("fchdir", 2277, 2277)
     assert rep.syscalls[0].calls == max(s.calls for s in rep.syscalls)  # sorted by calls
-    assert rep.window.measured_seconds == pytest.approx(2.002160605)
+    assert rep.window.measured_seconds == pytest.approx(3.000363203)
     assert rep.host.cgroup_layout == "hybrid" and rep.host.perf == "6.12.117"
-    assert rep.partial is False
-    assert rep.total_calls == sum(s["calls"] for s in RECORDED["syscalls"])
+    assert rep.partial is False and not any(t.exited for t in rep.targets)
+    assert rep.total_calls == sum(t.total_calls for t in rep.targets)
+    assert [t.target.name for t in rep.targets] == ["web", "db"]
 
 
 def test_document_hides_zero_rows_and_carries_the_facts() -> None:
     doc = report.to_document(load(RECORDED))
-    assert doc["schema"] == report.SCHEMA
+    assert doc["schema"] == report.SCHEMA and doc["kind"] == "report"
     assert [r["name"] for r in doc["syscalls"]][:2] == ["fchdir", "getppid"]
     assert all(r["calls"] or r["errors"] for r in doc["syscalls"])
-    assert doc["target"]["name"] == "web" and doc["window"]["requested_seconds"] == 2.0
-    assert doc["total"] == {"calls": 2317, "errors": 1155}
+    assert [t["name"] for t in doc["targets"]] == ["web", "db"]
+    assert doc["window"]["requested_seconds"] == 3.0
+    assert doc["total"]["calls"] == sum(t["total"]["calls"] for t in doc["targets"])
+    assert doc["targets"][1]["total"] == {"calls": 4157, "errors": 2075}  # 1,500 x 2, then the idle loop
     full = report.to_document(load(RECORDED), include_zero=True)
-    assert len(full["syscalls"]) == len(RECORDED["syscalls"])
+    assert len(full["syscalls"]) == len(RECORDED["tracepoints"])
+
+
+def test_recorded_intervals_load_and_add_up_to_the_report() -> None:
+    previous, totals = 0.0, [0, 0]
+    for raw in INTERVALS:
+        interval = report.interval_from_helper(raw, pids=PIDS, previous=previous)
+        previous = interval.seconds
+        for i, rows in enumerate(interval.targets):
+            totals[i] += sum(s.calls for s in rows)
+    assert [i for i in range(3)] == [report.interval_from_helper(r, pids=PIDS, previous=0).index - 1
+                                     for r in INTERVALS]
+    rep = load(RECORDED)
+    assert totals == [t.total_calls for t in rep.targets]
+    assert previous == rep.window.measured_seconds
+
+
+def test_intervals_are_checked_too() -> None:
+    with pytest.raises(ContractError, match="another process"):
+        report.interval_from_helper(INTERVALS[0], pids=[PIDS[1], PIDS[0]], previous=0)
+    with pytest.raises(ContractError, match="back in time"):
+        report.interval_from_helper(INTERVALS[0], pids=PIDS, previous=100.0)
+    with pytest.raises(ContractError, match="a report was expected"):
+        load(INTERVALS[0])
 
 
 def test_recorded_error_document_becomes_a_helper_error() -> None:
@@ -70,27 +105,33 @@ def _set(path: str, value: Any) -> Callable[[dict], None]:
 
 
 HOSTILE = [
-    ("schema", _set("schema", 2), "schema 2"),
+    ("schema", _set("schema", 1), "schema 1"),
     ("schema missing", _set("schema", KeyError), "schema None"),
-    ("negative count", _set("syscalls.0.calls", -1), "out of range"),
-    ("huge count", _set("syscalls.0.calls", 1 << 70), "out of range"),
-    ("float count", _set("syscalls.0.calls", 1.5), "wrong type"),
-    ("bool count", _set("syscalls.0.errors", True), "wrong type"),
-    ("string count", _set("syscalls.0.calls", "7"), "wrong type"),
-    ("bad name", _set("syscalls.0.name", "\x1b[31mopenat"), "not a syscall name"),
-    ("long name", _set("syscalls.0.name", "a" * 65), "not a syscall name"),
-    ("duplicate", lambda d: d["syscalls"].append(dict(d["syscalls"][0])), "twice"),
-    ("too many", lambda d: d["syscalls"].extend(
+    ("kind", _set("kind", "verdict"), "kind is not"),
+    ("negative count", _set("targets.0.syscalls.0.calls", -1), "out of range"),
+    ("huge count", _set("targets.0.syscalls.0.calls", 1 << 70), "out of range"),
+    ("float count", _set("targets.0.syscalls.0.calls", 1.5), "wrong type"),
+    ("bool count", _set("targets.1.syscalls.0.errors", True), "wrong type"),
+    ("string count", _set("targets.0.syscalls.0.calls", "7"), "wrong type"),
+    ("bad name", _set("targets.0.syscalls.0.name", "\x1b[31mopenat"), "not a syscall"),
+    ("long name", _set("targets.0.syscalls.0.name", "a" * 65), "not a syscall"),
+    ("not counted", _set("targets.0.syscalls.0.name", "made_up"), "not a syscall that was counted"),
+    ("bad tracepoint", lambda d: d["tracepoints"].append("Bad Name"), "tracepoints"),
+    ("duplicate", lambda d: d["targets"][0]["syscalls"].append(dict(d["targets"][0]["syscalls"][0])),
+     "twice"),
+    ("too many", lambda d: d["targets"][0]["syscalls"].extend(
         {"name": f"s{i}", "calls": 0, "errors": 0} for i in range(3000)), "too many"),
-    ("other pid", _set("target.pid", PID + 1), "another process"),
+    ("other pid", _set("targets.0.pid", PIDS[0] + 1), "another process"),
+    ("a target less", lambda d: d["targets"].pop(), "not about the containers"),
+    ("exited not bool", _set("targets.0.exited", 1), "wrong type"),
     ("other window", _set("window.requested_seconds", 30.0), "another window"),
     ("long window", _set("window.measured_seconds", 60.0), "longer than"),
     ("nan window", _set("window.measured_seconds", float("nan")), "out of range"),
     ("control chars", _set("host.kernel", "6.1\x07"), "printable"),
     ("partial missing", _set("partial", KeyError), "partial is missing"),
     ("partial not bool", _set("partial", "no"), "wrong type"),
-    ("syscalls not list", _set("syscalls", {}), "wrong type"),
-    ("row not object", _set("syscalls.0", 7), "missing"),
+    ("syscalls not list", _set("targets.0.syscalls", {}), "wrong type"),
+    ("row not object", _set("targets.0.syscalls.0", 7), "missing"),
     ("unknown stop reason", _set("stopped", "bored"), "not a known reason"),
     ("stop reason not text", _set("stopped", 1), "not a known reason"),
 ]
@@ -105,7 +146,7 @@ def test_hostile_documents_are_rejected(what: str, change: Callable[[dict], None
         load(doc)
 
 
-@pytest.mark.parametrize("raw", [b"", b"not json", b"[1,2]", b'"x"', b"{" * 100000,
+@pytest.mark.parametrize("raw", [b"", b"not json", b"[1,2]", b'"x"', b"{" * 100000, b"[" * 100000,
                                  b"1" * (report.MAX_DOCUMENT_BYTES + 1)])
 def test_non_documents_are_rejected(raw: bytes) -> None:
     with pytest.raises(ContractError):

@@ -1,0 +1,359 @@
+"""`docker spy diff A B`: two reports that `--format json` printed, compared rate by rate.
+
+The files are the user's and untrusted: read with a size cap, parsed and validated field by
+field; any problem is one UsageError that names the file. Rates, not counts, are compared,
+because the two windows may differ in length.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TextIO
+
+from tabulate import tabulate
+
+from .errors import UsageError
+
+SCHEMA = 2  # of the reports read
+DIFF_SCHEMA = 1  # of the diff written
+DIFF_SORTS = ("change", "name", "calls")
+FORMATS = ("table", "json")
+HEADERS = ("SYSCALL", "CALLS A", "CALLS B", "CALLS/S A", "CALLS/S B", "CHANGE", "ERRORS A", "ERRORS B")
+MAX_BYTES = 16 << 20
+MAX_ROWS = 2048
+MAX_TARGETS = 1024
+MAX_COUNT = (1 << 64) - 1
+MIN_SECONDS = 1e-6  # keeps calls / seconds finite for every count
+MAX_SECONDS = 400 * 86400
+SAME = 5e-4  # a rate change under 0.05% would print as +0.0%: it is "same"
+STOP_REASONS = ("interrupted", "target-exited", "helper-stopped")
+HOW = "make one with: docker spy CONTAINER --format json > FILE"
+_SYSCALL = re.compile(r"^[a-z0-9_]{1,64}$")
+_ID = re.compile(r"^[0-9a-f]{64}$")
+_TEXT = re.compile(r"^[\x20-\x7e]{0,200}$")  # printed to a terminal: no escape sequences
+
+
+@dataclass(frozen=True)
+class Count:
+    calls: int
+    errors: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One validated report: what the diff needs of it."""
+
+    source: str  # the file as the user named it; "stdin" for -
+    names: tuple[str, ...]  # of its targets, in the report's order
+    requested_seconds: float | None
+    measured_seconds: float
+    started_at: datetime
+    total: Count
+    syscalls: tuple[tuple[str, Count], ...]  # the rows listed, by name; --top lists some only
+    partial: bool
+    stopped: str | None
+
+    def rate(self, calls: int) -> float:
+        return calls / self.measured_seconds
+
+    @property
+    def complete(self) -> bool:
+        """Its rows add up to its total, so a syscall it lacks was not called."""
+        return sum(c.calls for _, c in self.syscalls) == self.total.calls
+
+
+@dataclass(frozen=True)
+class Change:
+    name: str
+    before: Count
+    after: Count
+    before_rate: float
+    after_rate: float
+    per_second: float  # after_rate - before_rate
+    ratio: float | None  # per_second / before_rate; None when there was no rate before
+    status: str  # "new", "gone", "changed" or "same"
+
+
+@dataclass(frozen=True)
+class Diff:
+    before: Snapshot
+    after: Snapshot
+    labels: tuple[str, str]  # "web @ 16:00:00"; with the date when the two dates differ
+    syscalls: tuple[Change, ...]  # by absolute rate change, largest first; none 0 in both
+    total: Change
+    appeared: tuple[str, ...]  # by name
+    disappeared: tuple[str, ...]
+
+
+def _shown(path: str) -> str:
+    return "stdin" if path == "-" else path if _TEXT.match(path) else ascii(path)
+
+
+def _bad(source: str, what: str) -> UsageError:
+    return UsageError(f"{source} is not a docker spy report: {what}", HOW)
+
+
+def _read(path: str, stdin: TextIO | None) -> bytes:
+    source = _shown(path)
+    try:
+        if path == "-":
+            if stdin is None:  # bytes, so the locale's encoding cannot get in the way
+                return sys.stdin.buffer.read(MAX_BYTES + 1)
+            return stdin.read(MAX_BYTES + 1).encode("utf-8", "surrogatepass")
+        with open(path, "rb") as f:
+            return f.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise UsageError(f"{source} does not exist", HOW) from None
+    except IsADirectoryError:
+        raise UsageError(f"{source} is a directory, not a report", HOW) from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{source} is not JSON (it is not UTF-8 text)") from None
+    except OSError as e:
+        raise UsageError(f"cannot read {source}: {e.strerror or e}") from None
+
+
+def load(path: str, stdin: TextIO | None = None) -> Snapshot:
+    """The report at path (`-`: stdin, or the stream given), validated. Only one of the two
+    can be `-`: the second read of stdin would find it empty."""
+    return parse(_read(path, stdin), _shown(path))
+
+
+def parse(raw: bytes, source: str) -> Snapshot:
+    """The report in raw, validated; source names it in errors. Pure: no I/O."""
+    if len(raw) > MAX_BYTES:
+        raise UsageError(f"{source} is larger than {MAX_BYTES >> 20} MiB, too large for a report")
+    if not raw.strip():
+        raise UsageError(f"{source} is empty", HOW)
+    try:
+        doc = json.loads(raw)  # NaN and Infinity pass here, and fail every range check
+    except json.JSONDecodeError as e:
+        raise UsageError(f"{source} is not JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{source} is not JSON (it is not UTF-8 text)") from None
+    except (ValueError, RecursionError):  # 5,000-digit integers, [[[[...]]]]
+        raise UsageError(f"{source} is not JSON") from None
+    if not isinstance(doc, dict):
+        raise _bad(source, "it is not a JSON object")
+    if doc.get("kind", "report") != "report":  # schema 2 reports say "report"
+        what = "it is the output of docker spy diff" if doc["kind"] == "diff" else "its kind is wrong"
+        raise _bad(source, what)
+    schema = doc.get("schema")
+    if type(schema) is not int:
+        raise _bad(source, "it has no schema number")
+    if schema != SCHEMA:
+        raise UsageError(f"{source} is a report of schema {schema}; docker spy diff reads schema {SCHEMA}",
+                         "make it again with this version: docker spy CONTAINER --format json")
+    return _Checker(source).snapshot(doc)
+
+
+@dataclass(frozen=True)
+class _Checker:
+    """Field-by-field validation of one document; every failure names the file and field."""
+
+    source: str
+
+    def fail(self, what: str) -> UsageError:
+        return _bad(self.source, what)
+
+    def get(self, obj: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
+        if not isinstance(obj, dict) or key not in obj:
+            raise self.fail(f"{where}{key} is missing")
+        value = obj[key]
+        # bool is an int in Python: a count must not be true, a flag must not be 1.
+        if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
+            raise self.fail(f"{where}{key} has the wrong type")
+        return value
+
+    def text(self, obj: Any, key: str, where: str) -> str:
+        value = self.get(obj, key, str, where)
+        if not _TEXT.match(value):
+            raise self.fail(f"{where}{key} is not short printable text")
+        return value
+
+    def integer(self, obj: Any, key: str, where: str, low: int, high: int) -> int:
+        value = self.get(obj, key, int, where)
+        if not low <= value <= high:
+            raise self.fail(f"{where}{key} is out of range")
+        return value
+
+    def seconds(self, obj: Any, key: str, where: str) -> float:
+        value = self.get(obj, key, (int, float), where)
+        if not MIN_SECONDS <= value <= MAX_SECONDS:  # NaN and 1e999 (inf) fail this too
+            raise self.fail(f"{where}{key} is out of range")
+        return float(value)
+
+    def count(self, obj: Any, where: str) -> Count:
+        return Count(*(self.integer(obj, k, where, 0, MAX_COUNT) for k in ("calls", "errors")))
+
+    def rows(self, obj: Any, where: str, total: Count) -> tuple[tuple[str, Count], ...]:
+        rows = self.get(obj, "syscalls", list, where)
+        if len(rows) > MAX_ROWS:
+            raise self.fail(f"{where}syscalls lists too many rows")
+        found: dict[str, Count] = {}
+        for i, row in enumerate(rows):
+            at = f"{where}syscalls[{i}]."
+            name = self.get(row, "name", str, at)
+            if not _SYSCALL.match(name):
+                raise self.fail(f"{at}name is not a syscall name")
+            if name in found:
+                raise self.fail(f"{where}syscalls lists {name} twice")
+            rate = row.get("calls_per_second")  # derived, so only checked, never used
+            if rate is not None and (type(rate) not in (int, float) or not 0 <= rate < math.inf):
+                raise self.fail(f"{at}calls_per_second is not a rate")
+            found[name] = self.count(row, at)
+        if (sum(c.calls for c in found.values()) > total.calls
+                or sum(c.errors for c in found.values()) > total.errors):
+            raise self.fail(f"{where}syscalls add up to more than {where}total")
+        return tuple(sorted(found.items()))
+
+    def target(self, obj: Any, where: str) -> tuple[str, Count]:
+        if not _ID.match(self.get(obj, "id", str, where)):
+            raise self.fail(f"{where}id is not a container id")
+        name = self.text(obj, "name", where)
+        if not name:
+            raise self.fail(f"{where}name is empty")
+        self.integer(obj, "pid", where, 1, 1 << 32)
+        self.text(obj, "cgroup", where)
+        self.get(obj, "exited", bool, where)
+        total = self.count(self.get(obj, "total", dict, where), f"{where}total.")
+        self.rows(obj, where, total)
+        return name, total
+
+    def snapshot(self, doc: dict[str, Any]) -> Snapshot:
+        window = self.get(doc, "window", dict, "")
+        requested = window.get("requested_seconds")  # None: counted until Ctrl-C
+        if requested is not None:
+            requested = self.seconds(window, "requested_seconds", "window.")
+        try:
+            started = datetime.fromisoformat(self.text(window, "started_at", "window."))
+        except ValueError:
+            raise self.fail("window.started_at is not a date and time") from None
+        host = self.get(doc, "host", dict, "")
+        for key in ("kernel", "arch", "cgroup_layout", "perf"):
+            self.text(host, key, "host.")
+        for key in ("cpus", "cgroup_version"):
+            self.integer(host, key, "host.", 0, 1 << 20)
+        stopped = doc.get("stopped")
+        if stopped is not None and stopped not in STOP_REASONS:
+            raise self.fail("stopped is not a known reason")
+        total = self.count(self.get(doc, "total", dict, ""), "total.")
+        targets = self.get(doc, "targets", list, "")
+        if not 1 <= len(targets) <= MAX_TARGETS:
+            raise self.fail("targets is empty or too long")
+        named = [self.target(t, f"targets[{i}].") for i, t in enumerate(targets)]
+        if Count(sum(t.calls for _, t in named), sum(t.errors for _, t in named)) != total:
+            raise self.fail("the totals of its targets do not add up to total")
+        return Snapshot(
+            source=self.source, names=tuple(n for n, _ in named), requested_seconds=requested,
+            measured_seconds=self.seconds(window, "measured_seconds", "window."), started_at=started,
+            total=total, syscalls=self.rows(doc, "", total),
+            partial=self.get(doc, "partial", bool, ""), stopped=stopped)
+
+
+def _label(snap: Snapshot, with_date: bool) -> str:
+    names = list(snap.names) if len(snap.names) <= 3 else [*snap.names[:3], f"{len(snap.names) - 3} more"]
+    return f"{'+'.join(names)} @ {snap.started_at.strftime('%Y-%m-%d %H:%M:%S' if with_date else '%H:%M:%S')}"
+
+
+def _change(name: str, before: Count, after: Count, a: Snapshot, b: Snapshot) -> Change:
+    ra, rb = a.rate(before.calls), b.rate(after.calls)
+    if not before.calls and after.calls:
+        status = "new"
+    elif before.calls and not after.calls:
+        status = "gone"
+    else:
+        status = "same" if math.isclose(ra, rb, rel_tol=SAME) else "changed"
+    return Change(name, before, after, ra, rb, rb - ra, (rb - ra) / ra if ra else None, status)
+
+
+def compare(before: Snapshot, after: Snapshot) -> Diff:
+    with_date = before.started_at.date() != after.started_at.date()
+    zero, was, now = Count(0, 0), dict(before.syscalls), dict(after.syscalls)
+    changes = [_change(n, was.get(n, zero), now.get(n, zero), before, after)
+               for n in sorted(was.keys() | now.keys())]
+    shown = [c for c in changes if c.before.calls or c.after.calls]
+    return Diff(before, after, (_label(before, with_date), _label(after, with_date)),
+                tuple(_sorted(shown, "change")), _change("total", before.total, after.total, before, after),
+                tuple(c.name for c in shown if c.status == "new"),
+                tuple(c.name for c in shown if c.status == "gone"))
+
+
+def _sorted(changes: list[Change], sort: str) -> list[Change]:
+    if sort == "name":
+        return sorted(changes, key=lambda c: c.name)
+    if sort == "calls":
+        return sorted(changes, key=lambda c: (-c.after.calls, -c.before.calls, c.name))
+    if sort == "change":
+        return sorted(changes, key=lambda c: (-abs(c.per_second), c.name))
+    raise ValueError(f"unknown sort {sort!r}")
+
+
+def _title(diff: Diff) -> str:
+    sides = [f"{label} ({s.measured_seconds:.2f} s{', partial' if s.partial else ''})"
+             for label, s in zip(diff.labels, (diff.before, diff.after), strict=True)]
+    t = diff.total
+    rate = (f"{100 * t.ratio:+,.1f}% calls/s" if t.ratio is not None
+            else "no calls before" if t.after.calls else "no calls in either")
+    return f"{sides[0]} -> {sides[1]}: {t.before.calls:,} -> {t.after.calls:,} syscalls, {rate}"
+
+
+def _cells(c: Change) -> tuple[str, ...]:
+    change = f"{100 * c.ratio:+,.1f}%" if c.status == "changed" and c.ratio is not None else c.status
+    return (c.name, f"{c.before.calls:,}", f"{c.after.calls:,}", f"{c.before_rate:,.1f}",
+            f"{c.after_rate:,.1f}", change, f"{c.before.errors:,}", f"{c.after.errors:,}")
+
+
+def table(diff: Diff, rows: list[Change]) -> str:
+    body = tabulate([*map(_cells, rows), _cells(diff.total)], headers=HEADERS, tablefmt="simple",
+                    disable_numparse=True, colalign=("left", *["right"] * (len(HEADERS) - 1)))
+    lines = body.splitlines()
+    lines.insert(len(lines) - 1, lines[1])  # a rule above the total line, as wide as the table
+    notes = [f"note: {s.source} lists only some syscalls (--top?), so new and gone may be wrong"
+             for s in (diff.before, diff.after) if not s.complete]
+    return "\n".join([_title(diff), "", *lines, *notes])
+
+
+def _side_doc(s: Snapshot, label: str) -> dict[str, Any]:
+    return {"label": label, "source": s.source, "targets": list(s.names),
+            "window": {"requested_seconds": s.requested_seconds, "measured_seconds": s.measured_seconds,
+                       "started_at": s.started_at.isoformat(timespec="milliseconds")},
+            "partial": s.partial, "stopped": s.stopped, "complete": s.complete,
+            "total": {"calls": s.total.calls, "errors": s.total.errors,
+                      "calls_per_second": round(s.rate(s.total.calls), 3)}}
+
+
+def _change_doc(c: Change) -> dict[str, Any]:
+    def side(n: Count, rate: float) -> dict[str, Any]:
+        return {"calls": n.calls, "errors": n.errors, "calls_per_second": round(rate, 3)}
+
+    return {"name": c.name, "before": side(c.before, c.before_rate), "after": side(c.after, c.after_rate),
+            "change_per_second": round(c.per_second, 3),
+            "change_ratio": None if c.ratio is None else round(c.ratio, 6), "status": c.status}
+
+
+def document(diff: Diff, rows: list[Change]) -> dict[str, Any]:
+    total = _change_doc(diff.total)
+    return {"schema": DIFF_SCHEMA, "kind": "diff",
+            "before": _side_doc(diff.before, diff.labels[0]), "after": _side_doc(diff.after, diff.labels[1]),
+            "change": {k: total[k] for k in ("change_per_second", "change_ratio", "status")},
+            "syscalls": [_change_doc(c) for c in rows],
+            "appeared": list(diff.appeared), "disappeared": list(diff.disappeared)}
+
+
+def write(diff: Diff, fmt: str, stream: TextIO, *, top: int | None = None, sort: str = "change") -> None:
+    """The diff as a table or JSON; top and sort choose the rows, never the totals."""
+    if top is not None and top < 0:
+        raise ValueError("top must not be negative")
+    rows = _sorted(list(diff.syscalls), sort)[:top]
+    if fmt == "json":
+        stream.write(json.dumps(document(diff, rows), indent=2) + "\n")
+    elif fmt == "table":
+        stream.write(table(diff, rows) + "\n")
+    else:
+        raise ValueError(f"unknown format {fmt!r}")
+    stream.flush()

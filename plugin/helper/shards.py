@@ -1,0 +1,150 @@
+"""The targets split over as few perf processes as their open files allow, read as one.
+
+perf holds one file descriptor per event and CPU: (calls + failure counters) x CPUs per
+target, 1,434 on 2 CPUs. A process may hold RLIMIT_NOFILE of them, and an engine that
+cannot raise that limit (it lacks CAP_SYS_RESOURCE; 20,000 here) caps one perf at 13
+targets. The limit is per process, so more targets get more perf processes ("shards"),
+started together, stopped together, their ticks merged target by target.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from . import perf
+from .perfrun import IDLE, HelperFailure, PerfRun, set_process_name
+
+RESERVED_FDS = 1024  # perf's own files, pipes, libraries
+
+
+def shard_size(per_target_fds: int, limit: int) -> int:
+    """How many targets one perf can count within `limit` open files."""
+    size = (limit - RESERVED_FDS) // per_target_fds
+    if size < 1:
+        raise HelperFailure(
+            "limits",
+            f"perf needs about {per_target_fds + RESERVED_FDS} open files for one container and "
+            f"the helper may open {limit} (raise the engine's nofile limit)",
+        )
+    return size
+
+
+@dataclass
+class Tick:
+    """One interval of every target, merged from the shards' ticks."""
+
+    counts: list[perf.Counts]  # per target, in the order given
+    seconds: float  # its end, since counting started
+    final: bool  # the window ends here
+
+
+class Shard:
+    """One perf process and the targets it counts."""
+
+    def __init__(self, counters: list[perf.Counter], names: list[str], window_ms: int) -> None:
+        self.counters = counters
+        self.names = names
+        self.run = PerfRun(counters, names, window_ms)
+        self.zero = float("inf")  # perf's time 0 on our clock: a print is read after it is made
+        self.done = False
+
+    def tick(self, timeout_s: float, duration_s: float) -> tuple[list[perf.Counts], float] | None:
+        """The next interval's counts and end, or None once perf has nothing more to print."""
+        lines = self.run.read_interval(len(self.counters) * len(self.names), timeout_s)
+        if not lines:
+            self.done = True
+            return None
+        try:
+            counts = perf.parse_interval(lines, self.counters, self.names)
+        except perf.PerfOutputError as e:
+            raise HelperFailure("perf", str(e)) from None
+        seconds = counts[0].seconds
+        self.zero = min(self.zero, time.monotonic() - seconds)
+        ended_at = self.run.ended_at
+        ended = ended_at is not None and self.zero + seconds >= ended_at
+        if ended:
+            # The window ended early (perf stamps this print later): its counts stop there.
+            seconds = round(min(seconds, ended_at - self.zero), 9)
+        self.done = ended or seconds >= duration_s * 0.999
+        return counts, seconds
+
+
+class Shards:
+    """Every target's perf, started, read, stopped and closed together."""
+
+    def __init__(self, counters: list[perf.Counter], names: list[str], window_ms: int,
+                 size: int) -> None:
+        self.shards: list[Shard] = []
+        try:
+            for i in range(0, len(names), size):
+                self.shards.append(Shard(counters, names[i:i + size], window_ms))
+        except BaseException:
+            self.kill()
+            raise
+        self.finished = threading.Event()  # the last tick is read: nothing can stop it now
+
+    @property
+    def runs(self) -> list[PerfRun]:
+        return [s.run for s in self.shards]
+
+    def kill(self) -> None:
+        for shard in self.shards:
+            if shard.run.proc.poll() is None:
+                shard.run.proc.kill()
+
+    def wait_started(self) -> float:
+        """Block until every perf counts; returns that moment (monotonic)."""
+        try:
+            for run in self.runs:
+                run.wait_started()
+        except BaseException:
+            self.kill()
+            raise
+        now = time.monotonic()
+        for shard in self.shards:
+            shard.zero = now
+        return now
+
+    def stop(self) -> None:
+        for run in self.runs:
+            run.stop()
+
+    def end_window(self) -> None:
+        for run in self.runs:
+            run.end_window()
+
+    def tick(self, timeout_s: float, duration_s: float) -> Tick | None:
+        """The next interval of every target; a shard that has ended adds zeros. None when
+        every shard has ended."""
+        if all(s.done for s in self.shards):
+            return None
+        counts: list[perf.Counts] = []
+        seconds, printed = 0.0, False
+        for shard in self.shards:
+            got = None if shard.done else shard.tick(timeout_s, duration_s)
+            if got is None:
+                counts += [perf.Counts(0.0, {}, {}) for _ in shard.names]
+                continue
+            counts += got[0]
+            seconds, printed = max(seconds, got[1]), True
+        if not printed:
+            return None
+        return Tick(counts, seconds, all(s.done for s in self.shards))
+
+    def read_all(self) -> None:
+        """The last tick is read: from now on nothing stops the window or is reported."""
+        self.finished.set()
+        for run in self.runs:
+            run.printed.set()
+
+    def finish(self) -> None:
+        """After the report: let every perf linger and close (PerfRun.finish), together."""
+        self.read_all()
+        set_process_name(IDLE)  # the process's name is its main thread's: say it here
+        threads = [threading.Thread(target=run.finish) for run in self.runs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()

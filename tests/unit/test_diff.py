@@ -1,0 +1,417 @@
+"""docker spy diff: the fixtures in tests/fixtures/diff (see its README), then hostile input."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from plugin import diff
+from plugin.errors import ExitStatus, UsageError
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "diff"
+BEFORE = json.loads((FIXTURES / "before.json").read_text())
+
+
+def snap(doc: Any, source: str = "before.json") -> diff.Snapshot:
+    return diff.parse(json.dumps(doc).encode(), source)
+
+
+def fixture(name: str) -> diff.Snapshot:
+    return diff.load(str(FIXTURES / name))
+
+
+def rendered(d: diff.Diff, fmt: str = "table", **view: Any) -> str:
+    out = io.StringIO()
+    diff.write(d, fmt, out, **view)
+    return out.getvalue()
+
+
+def body(text: str) -> list[list[str]]:
+    return [line.split() for line in text.splitlines()[4:] if line and not line.startswith(("-", "note:"))]
+
+
+def by_name(d: diff.Diff) -> dict[str, diff.Change]:
+    return {c.name: c for c in d.syscalls}
+
+
+def test_fixture_loads() -> None:
+    s = fixture("before.json")
+    assert s.names == ("web",) and s.total == diff.Count(2317, 1155) and s.complete
+    assert dict(s.syscalls)["fchdir"] == diff.Count(777, 777)
+    assert s.measured_seconds == pytest.approx(2.002160605) and s.requested_seconds == 2.0
+    assert s.started_at.isoformat() == "2026-11-25T13:50:44.132000+00:00"
+    assert s.source.endswith("before.json") and not s.partial and s.stopped is None
+
+
+def test_new_gone_changed_and_same() -> None:
+    d = diff.compare(fixture("before.json"), fixture("after.json"))
+    rows = by_name(d)
+    assert rows["write"].status == "new" and rows["write"].ratio is None
+    assert rows["unlink"].status == "gone" and rows["unlink"].ratio == -1.0
+    assert rows["fchdir"].status == "changed" and rows["fchdir"].ratio == pytest.approx(0.5, abs=1e-3)
+    assert rows["access"].status == "same"  # 379 in 2.002 s, 947 in 5.002 s: 189.3/s both
+    assert d.appeared == ("write",) and d.disappeared == ("unlink",)
+
+
+def test_rates_not_counts_are_compared_across_windows_of_different_length() -> None:
+    row = by_name(diff.compare(fixture("before.json"), fixture("after.json")))["openat"]
+    assert (row.before.calls, row.after.calls) == (2, 2)
+    assert row.before_rate == pytest.approx(2 / 2.002160605)
+    assert row.after_rate == pytest.approx(2 / 5.001873344)
+    assert row.status == "changed" and row.ratio == pytest.approx(2.002160605 / 5.001873344 - 1)
+    assert row.per_second == pytest.approx(row.after_rate - row.before_rate)
+
+
+def test_same_means_the_change_would_print_as_zero() -> None:
+    a, b = copy.deepcopy(BEFORE), copy.deepcopy(BEFORE)
+    b["window"]["measured_seconds"] *= 1.0004  # a 0.04% slower rate for every syscall
+    assert {c.status for c in diff.compare(snap(a), snap(b)).syscalls} == {"same"}
+    b["window"]["measured_seconds"] = BEFORE["window"]["measured_seconds"] * 1.001
+    assert {c.status for c in diff.compare(snap(a), snap(b)).syscalls} == {"changed"}
+
+
+def test_rows_with_no_calls_on_either_side_are_dropped() -> None:
+    doc = copy.deepcopy(BEFORE)
+    doc["syscalls"].append({"name": "mmap", "calls": 0, "errors": 0, "calls_per_second": 0.0})
+    assert "mmap" not in by_name(diff.compare(snap(doc), fixture("after.json")))
+
+
+def test_table_of_two_windows_of_one_container() -> None:
+    text = rendered(diff.compare(fixture("before.json"), fixture("after.json")))
+    lines = text.splitlines()
+    assert lines[0] == ("web @ 13:50:44 (2.00 s) -> web @ 13:56:10 (5.00 s): "
+                        "2,317 -> 7,736 syscalls, +33.6% calls/s")
+    assert lines[1] == ""
+    assert lines[2].split() == ["SYSCALL", "CALLS", "A", "CALLS", "B", "CALLS/S", "A", "CALLS/S", "B",
+                                "CHANGE", "ERRORS", "A", "ERRORS", "B"]
+    rows = body(text)
+    assert rows[0] == ["fchdir", "777", "2,912", "388.1", "582.2", "+50.0%", "777", "2,912"]
+    assert ["write", "0", "12", "0.0", "2.4", "new", "0", "0"] in rows
+    assert ["unlink", "1", "0", "0.5", "0.0", "gone", "0", "0"] in rows
+    assert ["access", "379", "947", "189.3", "189.3", "same", "378", "946"] in rows
+    assert rows[-1] == ["total", "2,317", "7,736", "1,157.2", "1,546.6", "+33.6%", "1,155", "3,858"]
+    assert lines[-2] == lines[3]  # a rule above the total, as wide as the table
+    assert len(rows) == 10  # nine syscalls called on either side, and the total
+
+
+def test_two_containers_read_as_two_containers() -> None:
+    text = rendered(diff.compare(fixture("before.json"), fixture("busy.json")))
+    assert text.startswith("web @ 13:50:44 (2.00 s) -> busy @ 14:02:31 (2.00 s): 2,317 -> 4,887,064 syscalls")
+    assert body(text)[0][:6] == ["getppid", "777", "4,887,064", "388.1", "2,440,961.2", "+628,882.8%"]
+    assert [r[5] for r in body(text)[1:-1]] == ["gone"] * 7
+
+
+def test_label_joins_the_targets_and_adds_the_date_when_dates_differ() -> None:
+    two = copy.deepcopy(BEFORE)
+    db = dict(copy.deepcopy(two["targets"][0]), id="ab" * 32, name="db", total={"calls": 0, "errors": 0},
+              syscalls=[])
+    two["targets"].append(db)
+    five = copy.deepcopy(two)
+    five["targets"] += [dict(db, id=c * 64, name=c) for c in "abc"]
+    later = copy.deepcopy(BEFORE)
+    later["window"]["started_at"] = "2026-11-26T09:00:00.000+00:00"
+    assert diff.compare(snap(two), snap(five)).labels == ("web+db @ 13:50:44", "web+db+a+2 more @ 13:50:44")
+    assert diff.compare(snap(BEFORE), snap(later)).labels == ("web @ 2026-11-25 13:50:44",
+                                                              "web @ 2026-11-26 09:00:00")
+
+
+@pytest.mark.parametrize("sort, first", [
+    ("change", ["fchdir", "getppid", "write", "close"]),
+    ("name", ["access", "clock_nanosleep", "close", "fchdir"]),
+    ("calls", ["fchdir", "getppid", "access", "clock_nanosleep"]),
+])
+def test_sort(sort: str, first: list[str]) -> None:
+    d = diff.compare(fixture("before.json"), fixture("after.json"))
+    assert [r[0] for r in body(rendered(d, sort=sort))][:4] == first
+    assert sort in diff.DIFF_SORTS
+
+
+def test_top_limits_rows_but_not_the_total() -> None:
+    d = diff.compare(fixture("before.json"), fixture("after.json"))
+    assert [r[0] for r in body(rendered(d, top=2))] == ["fchdir", "getppid", "total"]
+    assert body(rendered(d, top=0)) == [body(rendered(d))[-1]]
+    doc = json.loads(rendered(d, "json", top=1))
+    assert [r["name"] for r in doc["syscalls"]] == ["fchdir"]
+    assert doc["appeared"] == ["write"] and doc["disappeared"] == ["unlink"]  # never cut by top
+
+
+def test_json_shape_has_raw_numbers() -> None:
+    doc = json.loads(rendered(diff.compare(fixture("before.json"), fixture("after.json")), "json"))
+    assert doc["schema"] == 1 and doc["kind"] == "diff"
+    assert set(doc) == {"schema", "kind", "before", "after", "change", "syscalls", "appeared", "disappeared"}
+    before = doc["before"]
+    assert before["label"] == "web @ 13:50:44" and before["targets"] == ["web"]
+    assert before["window"] == {"requested_seconds": 2.0, "measured_seconds": 2.002160605,
+                                "started_at": "2026-11-25T13:50:44.132+00:00"}
+    assert before["total"] == {"calls": 2317, "errors": 1155, "calls_per_second": 1157.25}
+    assert before["partial"] is False and before["stopped"] is None and before["complete"] is True
+    assert doc["change"] == {"change_per_second": 389.371, "change_ratio": 0.336462, "status": "changed"}
+    rows = {r["name"]: r for r in doc["syscalls"]}
+    assert rows["fchdir"] == {
+        "name": "fchdir", "before": {"calls": 777, "errors": 777, "calls_per_second": 388.081},
+        "after": {"calls": 2912, "errors": 2912, "calls_per_second": 582.182},
+        "change_per_second": 194.101, "change_ratio": 0.500157, "status": "changed"}
+    assert rows["write"]["change_ratio"] is None and rows["write"]["status"] == "new"
+    assert rows["unlink"]["change_ratio"] == -1.0 and rows["unlink"]["status"] == "gone"
+
+
+def test_partial_and_incomplete_reports_say_so() -> None:
+    cut = copy.deepcopy(BEFORE)
+    cut.update(partial=True, stopped="interrupted", syscalls=cut["syscalls"][:2])  # as --top 2 prints
+    text = rendered(diff.compare(snap(cut), fixture("after.json")))
+    assert text.startswith("web @ 13:50:44 (2.00 s, partial) -> ")
+    assert text.splitlines()[-1] == ("note: before.json lists only some syscalls (--top?), "
+                                     "so new and gone may be wrong")
+    assert json.loads(rendered(diff.compare(snap(cut), snap(cut)), "json"))["after"]["complete"] is False
+
+
+def test_dash_reads_the_stream_given() -> None:
+    s = diff.load("-", io.StringIO(json.dumps(BEFORE)))
+    assert s.source == "stdin" and s.total.calls == 2317
+    with pytest.raises(UsageError, match="^stdin is empty$"):
+        diff.load("-", io.StringIO(""))
+
+
+def test_dash_without_a_stream_reads_the_bytes_of_sys_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = (FIXTURES / "after.json").read_bytes()
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(raw), encoding="ascii"))
+    assert diff.load("-").total.calls == 7736
+
+
+def test_bad_arguments_to_write_are_programming_errors() -> None:
+    d = diff.compare(fixture("before.json"), fixture("after.json"))
+    for view in ({"fmt": "csv"}, {"sort": "errors"}, {"top": -1}):
+        with pytest.raises(ValueError):
+            diff.write(d, view.get("fmt", "table"), io.StringIO(),
+                       **{k: v for k, v in view.items() if k != "fmt"})
+
+
+# Validation: every problem is one UsageError naming the file.
+
+def failure(path: str, stdin: io.StringIO | None = None) -> str:
+    with pytest.raises(UsageError) as caught:
+        diff.load(path, stdin)
+    assert caught.value.exit_status == ExitStatus.USAGE
+    line = caught.value.line()
+    assert line.startswith("docker spy: ") and "\n" not in line
+    return line
+
+
+def write_file(tmp_path: Path, content: bytes | str) -> str:
+    path = tmp_path / "before.json"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return str(path)
+
+
+def test_missing_file_and_directory(tmp_path: Path) -> None:
+    missing = str(tmp_path / "before.json")
+    assert failure(missing) == (f"docker spy: {missing} does not exist "
+                                f"(make one with: docker spy CONTAINER --format json > FILE)")
+    assert f"{tmp_path} is a directory, not a report" in failure(str(tmp_path))
+
+
+def test_other_read_errors_say_what_the_system_said(tmp_path: Path) -> None:
+    path = write_file(tmp_path, "{}") + "/report.json"  # a file is not a folder
+    assert failure(path) == f"docker spy: cannot read {path}: Not a directory"
+
+
+@pytest.mark.parametrize("content, says", [
+    (b"", "before.json is empty"),
+    (b" \n", "before.json is empty"),
+    (b'{"schema": 2,\n "partial": }', "before.json is not JSON (line 2, column 13: Expecting value)"),
+    (b"\xff\xfe\x00garbage", "before.json is not JSON"),
+    (b"[" * 100_000 + b"]" * 100_000, "before.json is not JSON"),
+    (b"1" * 5000, "before.json is not JSON"),
+    (b"[]", "before.json is not a docker spy report: it is not a JSON object"),
+    (b'{"schema": 1, "target": {}}', "before.json is a report of schema 1; docker spy diff reads schema 2"),
+    (b'{"schema": "2"}', "before.json is not a docker spy report: it has no schema number"),
+    (b'{"error": "boom"}', "before.json is not a docker spy report: it has no schema number"),
+    (b'{"schema": 1, "kind": "diff"}',
+     "before.json is not a docker spy report: it is the output of docker spy diff"),
+    (b'{"schema": 2, "kind": "profile"}', "before.json is not a docker spy report: its kind is wrong"),
+])
+def test_not_a_report(tmp_path: Path, content: bytes, says: str) -> None:
+    assert says in failure(write_file(tmp_path, content))
+
+
+def test_too_large(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(diff, "MAX_BYTES", 1000)
+    doc = dict(BEFORE, padding="x" * 1000)
+    assert "before.json is larger than" in failure(write_file(tmp_path, json.dumps(doc)))
+    assert "stdin is larger than" in failure("-", io.StringIO(json.dumps(doc)))
+
+
+def _set(path: str, value: Any) -> Callable[[dict], None]:
+    def change(doc: dict) -> None:
+        *parents, last = path.split(".")
+        node: Any = doc
+        for p in parents:
+            node = node[int(p)] if isinstance(node, list) else node[p]
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return change
+
+
+def _drop(path: str) -> Callable[[dict], None]:
+    def change(doc: dict) -> None:
+        *parents, last = path.split(".")
+        node: Any = doc
+        for p in parents:
+            node = node[int(p)] if isinstance(node, list) else node[p]
+        del node[last]
+    return change
+
+
+def _duplicate_row(doc: dict) -> None:
+    doc["syscalls"].append(dict(doc["syscalls"][-1], calls=0, errors=0))
+
+
+M, R, S = "window.measured_seconds", "window.requested_seconds", "window.started_at"
+BAD = {
+    "window missing": (_drop("window"), "window is missing"),
+    "measured zero": (_set(M, 0), f"{M} is out of range"),
+    "measured negative": (_set(M, -2.0), f"{M} is out of range"),
+    "measured NaN": (_set(M, float("nan")), f"{M} is out of range"),
+    "measured inf": (_set(M, float("inf")), f"{M} is out of range"),
+    "measured text": (_set(M, "5"), f"{M} has the wrong type"),
+    "measured bool": (_set(M, True), f"{M} has the wrong type"),
+    "requested zero": (_set(R, 0), f"{R} is out of range"),
+    "started not a date": (_set(S, "yesterday"), f"{S} is not a date and time"),
+    "started escape": (_set(S, "\x1b[2J"), f"{S} is not short printable text"),
+    "name uppercase": (_set("syscalls.0.name", "Fchdir"), "syscalls[0].name is not a syscall name"),
+    "name path": (_set("syscalls.0.name", "../etc"), "syscalls[0].name is not a syscall name"),
+    "name long": (_set("syscalls.0.name", "a" * 65), "syscalls[0].name is not a syscall name"),
+    "name number": (_set("syscalls.0.name", 7), "syscalls[0].name has the wrong type"),
+    "name twice": (_duplicate_row, "syscalls lists unlink twice"),
+    "calls negative": (_set("syscalls.0.calls", -1), "syscalls[0].calls is out of range"),
+    "calls too big": (_set("syscalls.0.calls", 1 << 64), "syscalls[0].calls is out of range"),
+    "calls float": (_set("syscalls.0.calls", 777.5), "syscalls[0].calls has the wrong type"),
+    "calls bool": (_set("syscalls.0.errors", True), "syscalls[0].errors has the wrong type"),
+    "calls missing": (_drop("syscalls.0.calls"), "syscalls[0].calls is missing"),
+    "rate text": (_set("syscalls.0.calls_per_second", "fast"), "syscalls[0].calls_per_second is not a rate"),
+    "rate negative": (_set("syscalls.0.calls_per_second", -1), "syscalls[0].calls_per_second is not a rate"),
+    "row not object": (_set("syscalls.0", ["fchdir", 777]), "syscalls[0].name is missing"),
+    "syscalls not list": (_set("syscalls", {}), "syscalls has the wrong type"),
+    "rows over total": (_set("syscalls.0.calls", 100_000), "syscalls add up to more than total"),
+    "total text": (_set("total", "2317"), "total has the wrong type"),
+    "targets empty": (_set("targets", []), "targets is empty or too long"),
+    "target id": (_set("targets.0.id", "17e0b4d4db5c"), "targets[0].id is not a container id"),
+    "target name escape": (_set("targets.0.name", "\x1b[31mweb"),
+                           "targets[0].name is not short printable text"),
+    "target name empty": (_set("targets.0.name", ""), "targets[0].name is empty"),
+    "target pid": (_set("targets.0.pid", 0), "targets[0].pid is out of range"),
+    "target exited": (_set("targets.0.exited", "no"), "targets[0].exited has the wrong type"),
+    "target row": (_set("targets.0.syscalls.0.name", "NOPE"),
+                   "targets[0].syscalls[0].name is not a syscall name"),
+    "target rows over total": (_set("targets.0.total.calls", 2316),
+                               "targets[0].syscalls add up to more than targets[0].total"),
+    "targets not the total": (_set("total.calls", 5000), "the totals of its targets do not add up to total"),
+    "stopped unknown": (_set("stopped", "bored"), "stopped is not a known reason"),
+    "partial text": (_set("partial", "false"), "partial has the wrong type"),
+    "host missing": (_drop("host"), "host is missing"),
+    "host cpus": (_set("host.cpus", -1), "host.cpus is out of range"),
+}
+
+
+@pytest.mark.parametrize("name", BAD)
+def test_invalid_field(tmp_path: Path, name: str) -> None:
+    change, says = BAD[name]
+    doc = copy.deepcopy(BEFORE)
+    change(doc)
+    path = write_file(tmp_path, json.dumps(doc))
+    assert failure(path) == (f"docker spy: {path} is not a docker spy report: {says} "
+                             f"(make one with: docker spy CONTAINER --format json > FILE)")
+
+
+def test_extreme_counts_and_windows_still_compare_and_render() -> None:
+    def extreme(calls: int, seconds: float) -> diff.Snapshot:
+        doc = copy.deepcopy(BEFORE)
+        row = {"name": "getppid", "calls": calls, "errors": calls, "calls_per_second": None}
+        doc.update(total={"calls": calls, "errors": calls}, syscalls=[row])
+        doc["window"]["measured_seconds"] = seconds
+        doc["targets"][0].update(total=doc["total"], syscalls=[row])
+        return snap(doc)
+
+    d = diff.compare(extreme(1, diff.MAX_SECONDS), extreme(diff.MAX_COUNT, diff.MIN_SECONDS))
+    assert d.total.ratio is not None and d.total.ratio < float("inf")
+    assert "18,446,744,073,709,551,615" in rendered(d)
+    assert json.loads(rendered(d, "json"))["syscalls"][0]["after"]["calls"] == diff.MAX_COUNT
+
+
+def test_a_counted_until_ctrl_c_report_has_no_requested_window() -> None:
+    doc = copy.deepcopy(BEFORE)
+    doc["window"]["requested_seconds"] = None
+    assert snap(doc).requested_seconds is None
+
+
+def test_fields_it_does_not_know_are_ignored() -> None:
+    doc = dict(copy.deepcopy(BEFORE), kind="report", classes=[{"name": "file", "calls": 1}])
+    doc["syscalls"][0]["class"] = "file"
+    assert snap(doc).total == snap(BEFORE).total
+
+
+# Property-based: hostile input never raises anything but UsageError, and what load()
+# accepts can always be compared and written.
+
+text = st.text(alphabet=st.characters(codec="utf-8"), max_size=60)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | text,
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(text, children, max_size=5),
+    max_leaves=30,
+)
+
+
+def _accepted_or_usage_error(raw: bytes) -> None:
+    try:
+        s = diff.parse(raw, "before.json")
+    except UsageError as e:
+        assert "before.json" in e.line()
+        return
+    d = diff.compare(s, fixture("after.json"))
+    for fmt in ("table", "json"):
+        rendered(d, fmt)
+    rendered(diff.compare(fixture("after.json"), s))
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_random_json(value: Any) -> None:
+    _accepted_or_usage_error(json.dumps(value).encode())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_random_bytes(raw: bytes) -> None:
+    _accepted_or_usage_error(raw)
+
+
+def _paths(node: Any, prefix: tuple = ()) -> list[tuple]:
+    found = [prefix] if prefix else []
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+    for key, child in items:
+        found += _paths(child, (*prefix, key))
+    return found
+
+
+PATHS = _paths(BEFORE)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(PATHS), json_values | st.integers(min_value=-(1 << 70), max_value=1 << 70))
+def test_one_field_of_the_report_replaced(path: tuple, value: Any) -> None:
+    doc = copy.deepcopy(BEFORE)
+    node = doc
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    _accepted_or_usage_error(json.dumps(doc).encode())

@@ -1,0 +1,79 @@
+"""The live view from the recorded intervals (tests/fixtures/helper/intervals.jsonl)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from plugin import live, render
+from plugin.errors import ContractError
+
+from .test_report import INTERVALS, RECORDED, TARGETS, load
+
+
+def fed(mode: str) -> tuple[live.Display, io.StringIO, io.StringIO]:
+    out, err = io.StringIO(), io.StringIO()
+    display = live.Display(live.Totals(TARGETS), mode, render.View(), out, err, 3.0)
+    for raw in INTERVALS:
+        display(raw)
+    return display, out, err
+
+
+def test_json_lines_add_up_to_the_final_report() -> None:
+    _, out, _ = fed("lines")
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [d["index"] for d in lines] == [1, 2, 3]
+    assert all(d["kind"] == "interval" for d in lines)
+    # Each line's totals are the sum of the intervals so far, and the last is the report's.
+    assert sum(d["interval"]["calls"] for d in lines) == lines[-1]["total"]["calls"]
+    rep = load(RECORDED)
+    assert lines[-1]["total"]["calls"] == rep.total_calls
+    assert [t["total"]["calls"] for t in lines[-1]["targets"]] == [t.total_calls for t in rep.targets]
+    assert lines[-1]["elapsed_seconds"] == pytest.approx(rep.window.measured_seconds)
+    row = {r["name"]: r for r in lines[-1]["targets"][1]["syscalls"]}["getppid"]
+    assert row["calls"] == 1500
+
+
+def test_rates_are_over_the_last_interval() -> None:
+    _, out, _ = fed("lines")
+    second = json.loads(out.getvalue().splitlines()[1])
+    for row in second["syscalls"]:
+        assert row["calls_per_second"] == pytest.approx(
+            row["interval_calls"] / second["interval_seconds"], abs=0.001)
+    assert second["syscalls"][0]["interval_calls"] >= second["syscalls"][-1]["interval_calls"]
+
+
+def test_frames_redraw_in_place_and_fit_the_height() -> None:
+    totals = live.Totals(TARGETS)
+    for raw in INTERVALS:
+        totals.add(raw)
+    text = live.frame(totals, render.View(), height=8)
+    lines = text.splitlines()
+    assert lines[0].startswith("web, db: 6,870 syscalls in 3.0 s")
+    assert len(lines) == 2 + 2 + 3  # title, blank, header, rule, height - 5 rows
+    display, out, _ = fed("frames")
+    assert out.getvalue().count(live.CLEAR) == 3
+    display.close()
+    assert out.getvalue().endswith(live.CLEAR)  # the final table takes the screen
+
+
+def test_progress_goes_to_stderr_only() -> None:
+    display, out, err = fed("progress")
+    assert out.getvalue() == ""
+    assert err.getvalue().rsplit(live.ERASE_LINE, 1)[-1] == "counting: 3 s / 3 s, 6,870 calls so far"
+    display.close()
+    assert err.getvalue().endswith(live.ERASE_LINE)
+
+
+def test_none_shows_nothing_but_still_checks() -> None:
+    display, out, err = fed("none")
+    assert out.getvalue() == err.getvalue() == ""
+    with pytest.raises(ContractError, match="back in time"):
+        display(INTERVALS[0])
+
+
+def test_progress_only_for_windows_worth_it() -> None:
+    assert live.progress_interval(1.5) is None
+    assert live.progress_interval(30.0) == live.PROGRESS_EVERY_S
