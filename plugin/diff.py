@@ -294,8 +294,8 @@ def _sorted(changes: list[Change], sort: str) -> list[Change]:
 
 
 def _title(diff: Diff) -> str:
-    sides = [f"{label} ({s.measured_seconds:.2f} s{', partial' if s.partial else ''})"
-             for label, s in zip(diff.labels, (diff.before, diff.after), strict=True)]
+    sides = [f"{ab}: {label} ({s.measured_seconds:.2f} s{', partial' if s.partial else ''})"
+             for ab, label, s in zip("AB", diff.labels, (diff.before, diff.after), strict=True)]
     t = diff.total
     rate = (f"{100 * t.ratio:+,.1f}% calls/s" if t.ratio is not None
             else "no calls before" if t.after.calls else "no calls in either")

@@ -78,22 +78,23 @@ class Totals:
         return out
 
 
-def document(totals: Totals) -> dict[str, Any]:
-    """One line of `--interval` JSON output: the totals so far and the last interval's."""
+def document(totals: Totals, top: int | None = None) -> dict[str, Any]:
+    """One line of `--interval` JSON output: the totals so far and the last interval's; `top`
+    limits the rows listed (busiest in the interval first), never the totals."""
     assert totals.last is not None
 
     def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         return {"total": {"calls": sum(r["calls"] for r in rows), "errors": sum(r["errors"] for r in rows)},
                 "interval": {"calls": sum(r["interval_calls"] for r in rows),
-                             "errors": sum(r["interval_errors"] for r in rows)}}
+                             "errors": sum(r["interval_errors"] for r in rows)},
+                "syscalls": rows[:top]}
 
-    rows = totals.rows()
     return {
         "schema": report.SCHEMA, "kind": "interval", "index": totals.last.index,
-        "elapsed_seconds": totals.seconds, "interval_seconds": totals.last_seconds,
-        **summary(rows), "syscalls": rows,
-        "targets": [{"id": t.id, "name": t.name, "pid": t.pid, **summary(r), "syscalls": r}
-                    for t, r in ((t, totals.rows(i)) for i, t in enumerate(totals.targets))],
+        "elapsed_seconds": round(totals.seconds, 9), "interval_seconds": round(totals.last_seconds, 9),
+        **summary(totals.rows()),
+        "targets": [{"id": t.id, "name": t.name, "pid": t.pid, **summary(totals.rows(i))}
+                    for i, t in enumerate(totals.targets)],
     }
 
 
@@ -135,7 +136,7 @@ class Display:
     def __call__(self, raw: bytes) -> None:
         self.totals.add(raw)
         if self.mode == "lines":
-            self.out.write(json.dumps(document(self.totals), separators=(",", ":")) + "\n")
+            self.out.write(json.dumps(document(self.totals, self.view.top), separators=(",", ":")) + "\n")
             self.out.flush()
         elif self.mode == "frames":
             height = shutil.get_terminal_size().lines

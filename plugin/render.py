@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -102,8 +103,9 @@ def _body(report: Report, view: View) -> list[list[str]]:
         return [line(s.name, [s], top) for s in shown]
     from .classes import classify
 
+    # Subtotals count every syscall of the class; --top limits the rows under each.
     groups: dict[str, list[SyscallCount]] = {}
-    for s in shown:
+    for s in rows(report.syscalls, dataclasses.replace(view, top=None)):
         groups.setdefault(classify(s.name), []).append(s)
     order = sorted(groups, key=lambda c: c if view.sort == "name"
                    else (-sum(s.calls for s in groups[c]), c))
@@ -111,7 +113,7 @@ def _body(report: Report, view: View) -> list[list[str]]:
     body = []
     for cls in order:
         body.append([cls, *line("", groups[cls], top)])
-        body += [["", *line(s.name, [s], top)] for s in groups[cls]]
+        body += [["", *line(s.name, [s], top)] for s in groups[cls][:view.top]]
     return body
 
 
@@ -148,13 +150,15 @@ def document(report: Report, view: View) -> dict[str, Any]:
     if view.by_class:
         from .classes import classify
 
-        classes: dict[str, dict[str, Any]] = {}
         for row in doc["syscalls"]:
             row["class"] = classify(row["name"])
-            entry = classes.setdefault(row["class"], {"name": row["class"], "calls": 0, "errors": 0})
-            entry["calls"] += row["calls"]
-            entry["errors"] += row["errors"]
-        doc["classes"] = sorted(classes.values(), key=lambda c: (-c["calls"], c["name"]))
+        classes: dict[str, dict[str, Any]] = {}  # subtotals of every syscall, not only those listed
+        for s in report.syscalls:
+            entry = classes.setdefault(classify(s.name), {"name": classify(s.name), "calls": 0, "errors": 0})
+            entry["calls"] += s.calls
+            entry["errors"] += s.errors
+        doc["classes"] = sorted((c for c in classes.values() if c["calls"] or c["errors"]),
+                                key=lambda c: (-c["calls"], c["name"]))
     return doc
 
 

@@ -138,3 +138,26 @@ def test_a_context_that_is_not_the_current_one(helper_image: str, target: Target
     proc = run("docker", "spy", target.name, "-d", "1s", env=env, check=False)
     assert proc.returncode == 1 and "cannot reach the Docker engine" in proc.stderr
     assert "spy-e2e-broken" in proc.stderr
+
+
+def test_diff_of_two_windows(docker_env: dict[str, str], helper_image: str, target: Target,
+                             tmp_path: Path) -> None:
+    reports = []
+    for n in (1000, 3000):
+        spy = start_spy(docker_env, target.name, "-d", "2s", "--format", "json", "-l", "info")
+        spy.wait_counting()
+        target.trigger(n)
+        code, out, err = spy.finish()
+        assert code == 0, err
+        reports.append(tmp_path / f"{n}.json")
+        reports[-1].write_text(out)
+    out = run("docker", "spy", "diff", *map(str, reports), "--format", "json", env=docker_env).stdout
+    doc = json.loads(out)
+    rows = {r["name"]: r for r in doc["syscalls"]}
+    assert rows["getppid"]["before"]["calls"] == 1000 and rows["getppid"]["after"]["calls"] == 3000
+    assert rows["getppid"]["status"] == "changed" and rows["getppid"]["change_ratio"] > 1.8
+    table = run("docker", "spy", "diff", *map(str, reports), env=docker_env).stdout
+    assert table.startswith(f"A: {target.name} @ ") and "getppid" in table
+    bad = run("docker", "spy", "diff", str(reports[0]), str(tmp_path / "missing.json"),
+              env=docker_env, check=False)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "does not exist" in bad.stderr

@@ -87,7 +87,7 @@ def test_rows_with_no_calls_on_either_side_are_dropped() -> None:
 def test_table_of_two_windows_of_one_container() -> None:
     text = rendered(diff.compare(fixture("before.json"), fixture("after.json")))
     lines = text.splitlines()
-    assert lines[0] == ("web @ 13:50:44 (2.00 s) -> web @ 13:56:10 (5.00 s): "
+    assert lines[0] == ("A: web @ 13:50:44 (2.00 s) -> B: web @ 13:56:10 (5.00 s): "
                         "2,317 -> 7,736 syscalls, +33.6% calls/s")
     assert lines[1] == ""
     assert lines[2].split() == ["SYSCALL", "CALLS", "A", "CALLS", "B", "CALLS/S", "A", "CALLS/S", "B",
@@ -104,7 +104,7 @@ def test_table_of_two_windows_of_one_container() -> None:
 
 def test_two_containers_read_as_two_containers() -> None:
     text = rendered(diff.compare(fixture("before.json"), fixture("busy.json")))
-    assert text.startswith("web @ 13:50:44 (2.00 s) -> busy @ 14:02:31 (2.00 s): 2,317 -> 4,887,064 syscalls")
+    assert text.startswith("A: web @ 13:50:44 (2.00 s) -> B: busy @ 14:02:31 (2.00 s): 2,317 -> 4,887,064 syscalls")
     assert body(text)[0][:6] == ["getppid", "777", "4,887,064", "388.1", "2,440,961.2", "+628,882.8%"]
     assert [r[5] for r in body(text)[1:-1]] == ["gone"] * 7
 
@@ -167,7 +167,7 @@ def test_partial_and_incomplete_reports_say_so() -> None:
     cut = copy.deepcopy(BEFORE)
     cut.update(partial=True, stopped="interrupted", syscalls=cut["syscalls"][:2])  # as --top 2 prints
     text = rendered(diff.compare(snap(cut), fixture("after.json")))
-    assert text.startswith("web @ 13:50:44 (2.00 s, partial) -> ")
+    assert text.startswith("A: web @ 13:50:44 (2.00 s, partial) -> B: ")
     assert text.splitlines()[-1] == ("note: before.json lists only some syscalls (--top?), "
                                      "so new and gone may be wrong")
     assert json.loads(rendered(diff.compare(snap(cut), snap(cut)), "json"))["after"]["complete"] is False

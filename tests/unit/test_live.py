@@ -77,3 +77,13 @@ def test_none_shows_nothing_but_still_checks() -> None:
 def test_progress_only_for_windows_worth_it() -> None:
     assert live.progress_interval(1.5) is None
     assert live.progress_interval(30.0) == live.PROGRESS_EVERY_S
+
+
+def test_top_limits_the_rows_of_a_line_not_its_totals() -> None:
+    totals = live.Totals(TARGETS)
+    for raw in INTERVALS:
+        totals.add(raw)
+    whole, one = live.document(totals), live.document(totals, top=1)
+    assert len(one["syscalls"]) == 1 and len(whole["syscalls"]) > 1
+    assert one["total"] == whole["total"] and one["targets"][1]["total"] == whole["targets"][1]["total"]
+    assert one["syscalls"][0] == whole["syscalls"][0]

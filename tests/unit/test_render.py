@@ -155,3 +155,17 @@ def test_csv_all_lists_every_syscall_of_every_container() -> None:
     table = list(csv.reader(io.StringIO(out.getvalue())))
     assert table[0][:3] == ["container", "syscall", "class"]
     assert len(table) == 1 + 2 * len(RECORDED["tracepoints"])
+
+
+def test_by_class_subtotals_count_every_syscall_and_top_limits_each_class() -> None:
+    text = render.table(web(), View(by_class=True, top=1))
+    rows = body(text)
+    classes = {r[0]: r for r in rows if r[0] in CLASSES}
+    assert classes["file"][1] == "1,357"  # all six file syscalls, though one is shown
+    members = [r[0] for r in rows if r[0] not in CLASSES and r[0] != "total"]
+    assert len(members) == len(classes)  # one syscall under each class
+    out = io.StringIO()
+    render.write(web(), View(fmt="json", by_class=True, top=1), out)
+    doc = json.loads(out.getvalue())
+    assert len(doc["syscalls"]) == 1
+    assert {c["name"]: c["calls"] for c in doc["classes"]}["file"] == 1357
