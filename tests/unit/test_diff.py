@@ -104,7 +104,8 @@ def test_table_of_two_windows_of_one_container() -> None:
 
 def test_two_containers_read_as_two_containers() -> None:
     text = rendered(diff.compare(fixture("before.json"), fixture("busy.json")))
-    assert text.startswith("A: web @ 13:50:44 (2.00 s) -> B: busy @ 14:02:31 (2.00 s): 2,317 -> 4,887,064 syscalls")
+    assert text.startswith("A: web @ 13:50:44 (2.00 s) -> B: busy @ 14:02:31 (2.00 s): "
+                           "2,317 -> 4,887,064 syscalls")
     assert body(text)[0][:6] == ["getppid", "777", "4,887,064", "388.1", "2,440,961.2", "+628,882.8%"]
     assert [r[5] for r in body(text)[1:-1]] == ["gone"] * 7
 
