@@ -5,8 +5,9 @@ in a container with perf); perf on `syscalls:sys_enter_*` only; `strace -c -f -p
 Figures, as medians of --reps repetitions: time to result for a 2 s window, time to counting
 start, a syscall-bound loop's speed in the target, the speed of the same loop in a
 neighbour container that is not spied, nginx's requests/s in the target (wrk from the host,
-in the target's network namespace), and the helper's peak memory and open files. Nothing here is a test: it
-prints figures. Run it through bench/run, which sets up what it needs.
+in the target's network namespace), the helper's peak memory and open files, and the same
+with 5 and 20 containers in one run. Nothing here is a test: it prints figures. Run it
+through bench/run, which sets up what it needs.
 """
 
 from __future__ import annotations
@@ -336,6 +337,32 @@ def helper_footprint(loop: Loop) -> dict[str, float]:
     return figures
 
 
+def many_containers(sizes: tuple[int, ...] = (5, 20)) -> dict[str, float]:
+    """Several idle containers in one run: time to the result of a 2 s window, and the
+    helper's peak memory and open files (perf's events grow with the containers)."""
+    figures = {}
+    group = f"bench-many-{os.getpid()}"
+    names: list[str] = []
+    try:
+        for size in sizes:
+            while len(names) < size:
+                names.append(f"{group}-{len(names)}")
+                sh("docker", "run", "-d", "--name", names[-1], "--label", f"{group}=1", BASE,
+                   "sleep", "infinity")
+            quiesce()
+            with helper_watch() as peak:
+                t0 = time.monotonic()
+                sh("docker", "spy", "--filter", f"label={group}=1", "-d", "2s", "-q")
+                figures[f"time to result (2 s window), {size} containers, s"] = time.monotonic() - t0
+                time.sleep(0.5)
+            figures[f"helper peak memory, MiB ({size} containers)"] = peak["memory"] / (1 << 20)
+            figures[f"helper open files ({size} containers)"] = peak["fds"]
+    finally:
+        if names:
+            sh("docker", "rm", "-f", *names, check=False)
+    return figures
+
+
 def table(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
@@ -365,7 +392,7 @@ def main() -> int:
                     for key, value in measure(method, loop, neighbour, nginx, helper_image,
                                               n_events).items():
                         results[method].setdefault(key, []).append(value)
-            footprint = helper_footprint(loop) if "docker spy" in methods else {}
+            footprint = {**helper_footprint(loop), **many_containers()} if "docker spy" in methods else {}
         finally:
             sh("docker", "rm", "-f", loop.name, neighbour.name, nginx, check=False)
     print(report(results, methods, args.reps, footprint))

@@ -59,11 +59,10 @@ class TargetInfo:
     cgroup: str = ""
 
 
-@dataclass(frozen=True)
-class TargetCounts:
-    target: TargetInfo
-    syscalls: tuple[SyscallCount, ...]  # sorted by calls, most first; zero rows included
-    exited: bool = False  # the container stopped during the window
+class _Totals:
+    """The sums of a `syscalls` tuple."""
+
+    syscalls: tuple[SyscallCount, ...]
 
     @property
     def total_calls(self) -> int:
@@ -75,21 +74,20 @@ class TargetCounts:
 
 
 @dataclass(frozen=True)
-class Report:
+class TargetCounts(_Totals):
+    target: TargetInfo
+    syscalls: tuple[SyscallCount, ...]  # sorted by calls, most first; zero rows included
+    exited: bool = False  # the container stopped during the window
+
+
+@dataclass(frozen=True)
+class Report(_Totals):
     targets: tuple[TargetCounts, ...]
     window: Window
     host: Host
     syscalls: tuple[SyscallCount, ...]  # the targets' counts summed, sorted like theirs
     partial: bool
     stopped: str | None = None  # why the window ended early: one of STOP_REASONS
-
-    @property
-    def total_calls(self) -> int:
-        return sum(s.calls for s in self.syscalls)
-
-    @property
-    def total_errors(self) -> int:
-        return sum(s.errors for s in self.syscalls)
 
 
 @dataclass(frozen=True)
