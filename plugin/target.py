@@ -11,6 +11,7 @@ import structlog
 
 from .errors import DaemonError, TargetError, UsageError
 from .helper_image import LABEL_ROLE
+from .report import MAX_TARGETS
 
 if TYPE_CHECKING:
     import docker
@@ -70,9 +71,6 @@ def resolve(client: docker.DockerClient, ref: str) -> Target:
         raise TargetError(f"container {name} is {status}, not running", f"docker start {name}")
     image = (container.attrs.get("Config") or {}).get("Image") or ""
     return Target(id=container.id, name=name, pid=pid, image=image)
-
-
-MAX_TARGETS = 64  # perf opens ~700 events per target per CPU
 
 
 def parse_filters(filters: Sequence[str]) -> dict[str, list[str]]:

@@ -263,6 +263,15 @@ CATALOGUE = [
      "is not a docker spy helper image"),
     ("helper image missing", "@target", ["--helper-image", "no-such-image:1"], 1,
      "is not on the engine"),
+    ("one of two containers unknown", "@target", ["no-such-container-spy"], 1, "no such container"),
+    ("filter not KEY=VALUE", "@target", ["--filter", "nolabel"], 2, "bad filter"),
+    ("filter key unknown", "@target", ["--filter", "bogus=1"], 2, "refused the filter"),
+    ("interval longer than the window", "@target", ["-d", "1s", "-i", "5s"], 2,
+     "--interval is longer than --duration"),
+    ("audit profile missing", "@target", ["--audit-profile", "/nonexistent/p.json"], 1,
+     "cannot read the seccomp profile"),
+    ("profile folder missing", "@target", ["--seccomp-profile", "/nonexistent/p.json"], 1,
+     "not a writable folder"),
 ]
 
 
