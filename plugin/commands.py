@@ -119,8 +119,11 @@ def _command(global_flags: dict[str, Any], name: str, rest: Sequence[str]) -> in
     if name == "diff":
         if ns.before == "-" and ns.after == "-":
             raise UsageError("only one of the two reports can come from stdin")
-        before, after = diff.load(ns.before, sys.stdin), diff.load(ns.after, sys.stdin)
-        diff.write(diff.compare(before, after), ns.format, sys.stdout, top=ns.top, sort=ns.sort)
+        if "-" in (ns.before, ns.after) and sys.stdin.isatty():
+            raise UsageError("- reads a report from stdin, and stdin is a terminal",
+                             "pipe a report in: docker spy web --format json | docker spy diff a.json -")
+        before, after = diff.load(ns.before), diff.load(ns.after)  # stdin as bytes
+        render.write_diff(diff.compare(before, after), ns.format, sys.stdout, top=ns.top, sort=ns.sort)
         return ExitStatus.OK
     if name == "build-helper":
         client = daemon.connect(_global_options(global_flags))

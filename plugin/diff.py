@@ -2,7 +2,7 @@
 
 The files are the user's and untrusted: read with a size cap, parsed and validated field by
 field; any problem is one UsageError that names the file. Rates, not counts, are compared,
-because the two windows may differ in length.
+because the two windows may differ in length. render.write_diff shows the result.
 """
 
 from __future__ import annotations
@@ -15,15 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TextIO
 
-from tabulate import tabulate
-
 from .errors import UsageError
 
 SCHEMA = 2  # of the reports read
-DIFF_SCHEMA = 1  # of the diff written
 DIFF_SORTS = ("change", "name", "calls")
-FORMATS = ("table", "json")
-HEADERS = ("SYSCALL", "CALLS A", "CALLS B", "CALLS/S A", "CALLS/S B", "CHANGE", "ERRORS A", "ERRORS B")
 MAX_BYTES = 16 << 20
 MAX_ROWS = 2048
 MAX_TARGETS = 1024
@@ -278,12 +273,12 @@ def compare(before: Snapshot, after: Snapshot) -> Diff:
                for n in sorted(was.keys() | now.keys())]
     shown = [c for c in changes if c.before.calls or c.after.calls]
     return Diff(before, after, (_label(before, with_date), _label(after, with_date)),
-                tuple(_sorted(shown, "change")), _change("total", before.total, after.total, before, after),
+                tuple(ordered(shown, "change")), _change("total", before.total, after.total, before, after),
                 tuple(c.name for c in shown if c.status == "new"),
                 tuple(c.name for c in shown if c.status == "gone"))
 
 
-def _sorted(changes: list[Change], sort: str) -> list[Change]:
+def ordered(changes: list[Change], sort: str) -> list[Change]:
     if sort == "name":
         return sorted(changes, key=lambda c: c.name)
     if sort == "calls":
@@ -291,69 +286,3 @@ def _sorted(changes: list[Change], sort: str) -> list[Change]:
     if sort == "change":
         return sorted(changes, key=lambda c: (-abs(c.per_second), c.name))
     raise ValueError(f"unknown sort {sort!r}")
-
-
-def _title(diff: Diff) -> str:
-    sides = [f"{ab}: {label} ({s.measured_seconds:.2f} s{', partial' if s.partial else ''})"
-             for ab, label, s in zip("AB", diff.labels, (diff.before, diff.after), strict=True)]
-    t = diff.total
-    rate = (f"{100 * t.ratio:+,.1f}% calls/s" if t.ratio is not None
-            else "no calls before" if t.after.calls else "no calls in either")
-    return f"{sides[0]} -> {sides[1]}: {t.before.calls:,} -> {t.after.calls:,} syscalls, {rate}"
-
-
-def _cells(c: Change) -> tuple[str, ...]:
-    change = f"{100 * c.ratio:+,.1f}%" if c.status == "changed" and c.ratio is not None else c.status
-    return (c.name, f"{c.before.calls:,}", f"{c.after.calls:,}", f"{c.before_rate:,.1f}",
-            f"{c.after_rate:,.1f}", change, f"{c.before.errors:,}", f"{c.after.errors:,}")
-
-
-def table(diff: Diff, rows: list[Change]) -> str:
-    body = tabulate([*map(_cells, rows), _cells(diff.total)], headers=HEADERS, tablefmt="simple",
-                    disable_numparse=True, colalign=("left", *["right"] * (len(HEADERS) - 1)))
-    lines = body.splitlines()
-    lines.insert(len(lines) - 1, lines[1])  # a rule above the total line, as wide as the table
-    notes = [f"note: {s.source} lists only some syscalls (--top?), so new and gone may be wrong"
-             for s in (diff.before, diff.after) if not s.complete]
-    return "\n".join([_title(diff), "", *lines, *notes])
-
-
-def _side_doc(s: Snapshot, label: str) -> dict[str, Any]:
-    return {"label": label, "source": s.source, "targets": list(s.names),
-            "window": {"requested_seconds": s.requested_seconds, "measured_seconds": s.measured_seconds,
-                       "started_at": s.started_at.isoformat(timespec="milliseconds")},
-            "partial": s.partial, "stopped": s.stopped, "complete": s.complete,
-            "total": {"calls": s.total.calls, "errors": s.total.errors,
-                      "calls_per_second": round(s.rate(s.total.calls), 3)}}
-
-
-def _change_doc(c: Change) -> dict[str, Any]:
-    def side(n: Count, rate: float) -> dict[str, Any]:
-        return {"calls": n.calls, "errors": n.errors, "calls_per_second": round(rate, 3)}
-
-    return {"name": c.name, "before": side(c.before, c.before_rate), "after": side(c.after, c.after_rate),
-            "change_per_second": round(c.per_second, 3),
-            "change_ratio": None if c.ratio is None else round(c.ratio, 6), "status": c.status}
-
-
-def document(diff: Diff, rows: list[Change]) -> dict[str, Any]:
-    total = _change_doc(diff.total)
-    return {"schema": DIFF_SCHEMA, "kind": "diff",
-            "before": _side_doc(diff.before, diff.labels[0]), "after": _side_doc(diff.after, diff.labels[1]),
-            "change": {k: total[k] for k in ("change_per_second", "change_ratio", "status")},
-            "syscalls": [_change_doc(c) for c in rows],
-            "appeared": list(diff.appeared), "disappeared": list(diff.disappeared)}
-
-
-def write(diff: Diff, fmt: str, stream: TextIO, *, top: int | None = None, sort: str = "change") -> None:
-    """The diff as a table or JSON; top and sort choose the rows, never the totals."""
-    if top is not None and top < 0:
-        raise ValueError("top must not be negative")
-    rows = _sorted(list(diff.syscalls), sort)[:top]
-    if fmt == "json":
-        stream.write(json.dumps(document(diff, rows), indent=2) + "\n")
-    elif fmt == "table":
-        stream.write(table(diff, rows) + "\n")
-    else:
-        raise ValueError(f"unknown format {fmt!r}")
-    stream.flush()

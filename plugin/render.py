@@ -1,4 +1,4 @@
-"""Report -> table, JSON or CSV, written to the stream given; nothing else."""
+"""Report -> table, JSON or CSV, and Diff -> table or JSON, written to the stream given; nothing else."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 from tabulate import tabulate
 
+from .diff import Change, Count, Diff, Snapshot, ordered
 from .report import Report, SyscallCount, to_document
 
 FORMATS = ("table", "json", "csv")
@@ -183,4 +184,79 @@ def write(report: Report, view: View, stream: TextIO) -> None:
                 out.writerow(row)
     else:
         stream.write(table(report, view) + "\n")
+    stream.flush()
+
+
+# --- docker spy diff ---------------------------------------------------------------------------
+
+DIFF_SCHEMA = 1  # of the diff written
+DIFF_HEADERS = ("SYSCALL", "CALLS A", "CALLS B", "CALLS/S A", "CALLS/S B", "CHANGE", "ERRORS A",
+                "ERRORS B")
+
+
+def _diff_title(diff: Diff) -> str:
+    sides = [f"{ab}: {label} ({s.measured_seconds:.2f} s{', partial' if s.partial else ''})"
+             for ab, label, s in zip("AB", diff.labels, (diff.before, diff.after), strict=True)]
+    t = diff.total
+    rate = (f"{100 * t.ratio:+,.1f}% calls/s" if t.ratio is not None
+            else "no calls before" if t.after.calls else "no calls in either")
+    return f"{sides[0]} -> {sides[1]}: {t.before.calls:,} -> {t.after.calls:,} syscalls, {rate}"
+
+
+def _diff_cells(c: Change) -> tuple[str, ...]:
+    change = f"{100 * c.ratio:+,.1f}%" if c.status == "changed" and c.ratio is not None else c.status
+    return (c.name, f"{c.before.calls:,}", f"{c.after.calls:,}", f"{c.before_rate:,.1f}",
+            f"{c.after_rate:,.1f}", change, f"{c.before.errors:,}", f"{c.after.errors:,}")
+
+
+def diff_table(diff: Diff, rows: list[Change]) -> str:
+    body = tabulate([*map(_diff_cells, rows), _diff_cells(diff.total)], headers=DIFF_HEADERS,
+                    tablefmt="simple", disable_numparse=True,
+                    colalign=("left", *["right"] * (len(DIFF_HEADERS) - 1)))
+    lines = body.splitlines()
+    lines.insert(len(lines) - 1, lines[1])  # a rule above the total line, as wide as the table
+    notes = [f"note: {s.source} lists only some syscalls (--top?), so new and gone may be wrong"
+             for s in (diff.before, diff.after) if not s.complete]
+    return "\n".join([_diff_title(diff), "", *lines, *notes])
+
+
+def _side_doc(s: Snapshot, label: str) -> dict[str, Any]:
+    return {"label": label, "source": s.source, "targets": list(s.names),
+            "window": {"requested_seconds": s.requested_seconds, "measured_seconds": s.measured_seconds,
+                       "started_at": s.started_at.isoformat(timespec="milliseconds")},
+            "partial": s.partial, "stopped": s.stopped, "complete": s.complete,
+            "total": {"calls": s.total.calls, "errors": s.total.errors,
+                      "calls_per_second": round(s.rate(s.total.calls), 3)}}
+
+
+def _change_doc(c: Change) -> dict[str, Any]:
+    def side(n: Count, rate: float) -> dict[str, Any]:
+        return {"calls": n.calls, "errors": n.errors, "calls_per_second": round(rate, 3)}
+
+    return {"name": c.name, "before": side(c.before, c.before_rate), "after": side(c.after, c.after_rate),
+            "change_per_second": round(c.per_second, 3),
+            "change_ratio": None if c.ratio is None else round(c.ratio, 6), "status": c.status}
+
+
+def diff_document(diff: Diff, rows: list[Change]) -> dict[str, Any]:
+    total = _change_doc(diff.total)
+    return {"schema": DIFF_SCHEMA, "kind": "diff",
+            "before": _side_doc(diff.before, diff.labels[0]), "after": _side_doc(diff.after, diff.labels[1]),
+            "change": {k: total[k] for k in ("change_per_second", "change_ratio", "status")},
+            "syscalls": [_change_doc(c) for c in rows],
+            "appeared": list(diff.appeared), "disappeared": list(diff.disappeared)}
+
+
+def write_diff(diff: Diff, fmt: str, stream: TextIO, *, top: int | None = None,
+               sort: str = "change") -> None:
+    """The diff as a table or JSON; top and sort choose the rows, never the totals."""
+    if top is not None and top < 0:
+        raise ValueError("top must not be negative")
+    rows = ordered(list(diff.syscalls), sort)[:top]
+    if fmt == "json":
+        stream.write(json.dumps(diff_document(diff, rows), indent=2) + "\n")
+    elif fmt == "table":
+        stream.write(diff_table(diff, rows) + "\n")
+    else:
+        raise ValueError(f"unknown format {fmt!r}")
     stream.flush()

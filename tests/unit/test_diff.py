@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from plugin import diff
+from plugin import diff, render
 from plugin.errors import ExitStatus, UsageError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "diff"
@@ -30,7 +30,7 @@ def fixture(name: str) -> diff.Snapshot:
 
 def rendered(d: diff.Diff, fmt: str = "table", **view: Any) -> str:
     out = io.StringIO()
-    diff.write(d, fmt, out, **view)
+    render.write_diff(d, fmt, out, **view)
     return out.getvalue()
 
 
@@ -191,7 +191,7 @@ def test_bad_arguments_to_write_are_programming_errors() -> None:
     d = diff.compare(fixture("before.json"), fixture("after.json"))
     for view in ({"fmt": "csv"}, {"sort": "errors"}, {"top": -1}):
         with pytest.raises(ValueError):
-            diff.write(d, view.get("fmt", "table"), io.StringIO(),
+            render.write_diff(d, view.get("fmt", "table"), io.StringIO(),
                        **{k: v for k, v in view.items() if k != "fmt"})
 
 
