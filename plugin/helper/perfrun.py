@@ -25,6 +25,7 @@ from . import perf
 
 START_TIMEOUT_S = 60.0  # opening ~700 events x CPUs on a large host takes a while
 LINGER_S = 10.0
+NUDGE_S = 1.0  # a stop perf has not answered for this long is signalled again
 COUNTING = b"spy-helper:cnt"  # a process name is at most 15 bytes
 IDLE = b"spy-helper:idle"
 PR_SET_NAME = 15
@@ -116,6 +117,14 @@ class PerfRun:
             self.ended_at = time.monotonic()
             self.proc.send_signal(signal.SIGINT)
 
+    def _nudge(self, printing: bool) -> None:
+        """perf prints on SIGINT only if the signal interrupts its wait for the next tick; one
+        that lands anywhere else just ends perf's loop at that tick (measured once: a 60 s
+        window ran out after a Ctrl-C). So while a stop is not answered, SIGINT again."""
+        if self.stopping.is_set() and not printing and self.proc.poll() is None \
+                and time.monotonic() - (self.ended_at or 0.0) >= NUDGE_S:
+            self.proc.send_signal(signal.SIGINT)
+
     def end_window(self) -> None:
         """End the window between two of perf's ticks without stopping perf (a SIGINT would
         print at once, but perf would then close its events, and the next run would wait for
@@ -139,8 +148,9 @@ class PerfRun:
             if left <= 0:
                 self.proc.kill()
                 raise HelperFailure("perf", "perf did not print its counts in time")
-            ready, _, _ = select.select([self.log_r], [], [], min(left, 1.0))
+            ready, _, _ = select.select([self.log_r], [], [], min(left, NUDGE_S))
             if not ready:
+                self._nudge(bool(lines or buf))
                 continue
             chunk = os.read(self.log_r, 1 << 16)
             if not chunk:

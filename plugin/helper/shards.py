@@ -31,6 +31,26 @@ def shard_size(per_target_fds: int, limit: int) -> int:
     return size
 
 
+def is_tick(stamp: float, last: float, window_s: float) -> bool:
+    """perf's ticks come about one window apart. Any other print answers a stop: the SIGINT
+    print (stamped when perf caught the signal), or, when the SIGINT did not land in perf's
+    wait, its print on the way out (the counts since its last tick, under a stamp that
+    means nothing)."""
+    return stamp >= last + window_s / 2
+
+
+def window_end(stamp: float, last: float, zero: float, ended_at: float | None,
+               duration_s: float) -> tuple[float, bool]:
+    """(the window's end so far, since counting started; whether this print is the last).
+    `last` is the last tick's stamp (this one's, if it is a tick), `zero` perf's time 0 on
+    the monotonic clock, `ended_at` when a stop or end_window ended the window early."""
+    if ended_at is not None and (stamp != last or zero + stamp >= ended_at):
+        # The window ended at ended_at; a tick after it is stamped later than that.
+        end = ended_at - zero
+        return round(min(stamp, end) if stamp == last else end, 9), True
+    return stamp, stamp >= duration_s * 0.999
+
+
 @dataclass
 class Tick:
     """One interval of every target, merged from the shards' ticks."""
@@ -46,8 +66,10 @@ class Shard:
     def __init__(self, counters: list[perf.Counter], names: list[str], window_ms: int) -> None:
         self.counters = counters
         self.names = names
+        self.window_s = window_ms / 1000
         self.run = PerfRun(counters, names, window_ms)
         self.zero = float("inf")  # perf's time 0 on our clock: a print is read after it is made
+        self.last = 0.0  # the stamp of perf's last tick
         self.done = False
 
     def tick(self, timeout_s: float, duration_s: float) -> tuple[list[perf.Counts], float] | None:
@@ -60,14 +82,11 @@ class Shard:
             counts = perf.parse_interval(lines, self.counters, self.names)
         except perf.PerfOutputError as e:
             raise HelperFailure("perf", str(e)) from None
-        seconds = counts[0].seconds
-        self.zero = min(self.zero, time.monotonic() - seconds)
-        ended_at = self.run.ended_at
-        ended = ended_at is not None and self.zero + seconds >= ended_at
-        if ended:
-            # The window ended early (perf stamps this print later): its counts stop there.
-            seconds = round(min(seconds, ended_at - self.zero), 9)
-        self.done = ended or seconds >= duration_s * 0.999
+        stamp = counts[0].seconds
+        if is_tick(stamp, self.last, self.window_s):
+            self.last = stamp
+            self.zero = min(self.zero, time.monotonic() - stamp)
+        seconds, self.done = window_end(stamp, self.last, self.zero, self.run.ended_at, duration_s)
         return counts, seconds
 
 

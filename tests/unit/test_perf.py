@@ -171,3 +171,24 @@ def test_targets_are_split_over_perf_processes_by_open_files() -> None:
     assert shard_size(per_target, 1 << 20) == 730
     with pytest.raises(HelperFailure, match="open files for one container"):
         shard_size(per_target, 2000)
+
+
+def test_the_end_of_a_window_from_perfs_prints() -> None:
+    from plugin.helper.shards import is_tick, window_end
+
+    zero = 1000.0  # perf's time 0 on the monotonic clock
+    # The one tick of a whole window: the end, no stop.
+    assert is_tick(3.002, 0.0, 3.0) and window_end(3.002, 3.002, zero, None, 3.0) == (3.002, True)
+    # A tick before the end of a window printed every second.
+    assert window_end(1.001, 1.001, zero, None, 3.0) == (1.001, False)
+    # Ctrl-C at 5.2 s into a 60 s window: perf's SIGINT print is stamped 5.25; not a tick.
+    assert not is_tick(5.25, 0.0, 60.0)
+    assert window_end(5.25, 0.0, zero, zero + 5.2, 60.0) == (5.2, True)
+    # perf's print on its way out when the SIGINT missed its wait: a stamp that means nothing.
+    assert not is_tick(0.001, 2.02, 1.0)
+    assert window_end(0.001, 2.02, zero, zero + 2.3, 60.0) == (2.3, True)
+    # end_window at 2.5 s (events disabled); the next tick, stamped 3.05, carries the rest.
+    assert is_tick(3.05, 2.02, 1.0)
+    assert window_end(3.05, 3.05, zero, zero + 2.5, 2.5) == (2.5, True)
+    # A tick printed just before the stop: not the last; the SIGINT print follows.
+    assert window_end(2.02, 2.02, zero, zero + 2.3, 60.0) == (2.02, False)
