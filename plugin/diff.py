@@ -16,21 +16,20 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from .errors import UsageError
+from .report import MAX_COUNT, MAX_WINDOW_SECONDS, PRINTABLE, Checker
 
 SCHEMA = 2  # of the reports read
 DIFF_SORTS = ("change", "name", "calls")
 MAX_BYTES = 16 << 20
 MAX_ROWS = 2048
 MAX_TARGETS = 1024
-MAX_COUNT = (1 << 64) - 1
 MIN_SECONDS = 1e-6  # keeps calls / seconds finite for every count
-MAX_SECONDS = 400 * 86400
+MAX_SECONDS = MAX_WINDOW_SECONDS
 SAME = 5e-4  # a rate change under 0.05% would print as +0.0%: it is "same"
 STOP_REASONS = ("interrupted", "target-exited", "helper-stopped")
 HOW = "make one with: docker spy CONTAINER --format json > FILE"
 _SYSCALL = re.compile(r"^[a-z0-9_]{1,64}$")
 _ID = re.compile(r"^[0-9a-f]{64}$")
-_TEXT = re.compile(r"^[\x20-\x7e]{0,200}$")  # printed to a terminal: no escape sequences
 
 
 @dataclass(frozen=True)
@@ -86,7 +85,7 @@ class Diff:
 
 
 def _shown(path: str) -> str:
-    return "stdin" if path == "-" else path if _TEXT.match(path) else ascii(path)
+    return "stdin" if path == "-" else path if PRINTABLE.match(path) else ascii(path)
 
 
 def _bad(source: str, what: str) -> UsageError:
@@ -143,44 +142,14 @@ def parse(raw: bytes, source: str) -> Snapshot:
     if schema != SCHEMA:
         raise UsageError(f"{source} is a report of schema {schema}; docker spy diff reads schema {SCHEMA}",
                          "make it again with this version: docker spy CONTAINER --format json")
-    return _Checker(source).snapshot(doc)
+    return _Checker(lambda what: _bad(source, what), source).snapshot(doc)
 
 
 @dataclass(frozen=True)
-class _Checker:
-    """Field-by-field validation of one document; every failure names the file and field."""
+class _Checker(Checker):
+    """The contract's field checks, each failure naming the file, and what a report is made of."""
 
-    source: str
-
-    def fail(self, what: str) -> UsageError:
-        return _bad(self.source, what)
-
-    def get(self, obj: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
-        if not isinstance(obj, dict) or key not in obj:
-            raise self.fail(f"{where}{key} is missing")
-        value = obj[key]
-        # bool is an int in Python: a count must not be true, a flag must not be 1.
-        if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
-            raise self.fail(f"{where}{key} has the wrong type")
-        return value
-
-    def text(self, obj: Any, key: str, where: str) -> str:
-        value = self.get(obj, key, str, where)
-        if not _TEXT.match(value):
-            raise self.fail(f"{where}{key} is not short printable text")
-        return value
-
-    def integer(self, obj: Any, key: str, where: str, low: int, high: int) -> int:
-        value = self.get(obj, key, int, where)
-        if not low <= value <= high:
-            raise self.fail(f"{where}{key} is out of range")
-        return value
-
-    def seconds(self, obj: Any, key: str, where: str) -> float:
-        value = self.get(obj, key, (int, float), where)
-        if not MIN_SECONDS <= value <= MAX_SECONDS:  # NaN and 1e999 (inf) fail this too
-            raise self.fail(f"{where}{key} is out of range")
-        return float(value)
+    source: str = ""
 
     def count(self, obj: Any, where: str) -> Count:
         return Count(*(self.integer(obj, k, where, 0, MAX_COUNT) for k in ("calls", "errors")))
@@ -223,7 +192,7 @@ class _Checker:
         window = self.get(doc, "window", dict, "")
         requested = window.get("requested_seconds")  # None: counted until Ctrl-C
         if requested is not None:
-            requested = self.seconds(window, "requested_seconds", "window.")
+            requested = self.seconds(window, "requested_seconds", "window.", MIN_SECONDS)
         try:
             started = datetime.fromisoformat(self.text(window, "started_at", "window."))
         except ValueError:
@@ -245,7 +214,8 @@ class _Checker:
             raise self.fail("the totals of its targets do not add up to total")
         return Snapshot(
             source=self.source, names=tuple(n for n, _ in named), requested_seconds=requested,
-            measured_seconds=self.seconds(window, "measured_seconds", "window."), started_at=started,
+            measured_seconds=self.seconds(window, "measured_seconds", "window.", MIN_SECONDS),
+            started_at=started,
             total=total, syscalls=self.rows(doc, "", total),
             partial=self.get(doc, "partial", bool, ""), stopped=stopped)
 

@@ -11,19 +11,20 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ContractError, HelperError
+from .errors import ContractError, HelperError, SpyError
 
 SCHEMA = 2
 MAX_DOCUMENT_BYTES = 4 << 20  # 64 targets x 360 syscalls x ~60 bytes fit with room to spare
 MAX_SYSCALLS = 2048
 MAX_TARGETS = 64
 MAX_COUNT = (1 << 64) - 1
+MAX_WINDOW_SECONDS = 400 * 86400
 _SYSCALL_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
-_TEXT = re.compile(r"^[\x20-\x7e]{0,200}$")
+PRINTABLE = re.compile(r"^[\x20-\x7e]{0,200}$")
 STOP_REASONS = ("interrupted", "target-exited", "helper-stopped")
 
 
@@ -119,37 +120,45 @@ def _bad(what: str) -> ContractError:
                          "is --helper-image a docker spy helper of this version?")
 
 
-def _get(obj: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
-    if not isinstance(obj, dict) or key not in obj:
-        raise _bad(f"{where}.{key} is missing")
-    value = obj[key]
-    # bool is an int in Python; a count or a pid must not be true/false.
-    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-        raise _bad(f"{where}.{key} has the wrong type")
-    if not isinstance(value, kind):
-        raise _bad(f"{where}.{key} has the wrong type")
-    return value
+@dataclass(frozen=True)
+class Checker:
+    """Field-by-field checks of an untrusted JSON document (the helper's, or a report a user
+    hands to docker spy diff); `fail` turns what is wrong into the caller's error. `where`
+    names the object a key is read from, as a prefix: "window." or "" for the top."""
+
+    fail: Callable[[str], SpyError]
+
+    def get(self, obj: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
+        if not isinstance(obj, dict) or key not in obj:
+            raise self.fail(f"{where}{key} is missing")
+        value = obj[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        # bool is an int in Python: a count or a pid must not be true, a flag must not be 1.
+        if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kind):
+            raise self.fail(f"{where}{key} has the wrong type")
+        return value
+
+    def text(self, obj: Any, key: str, where: str) -> str:
+        value = self.get(obj, key, str, where)
+        if not PRINTABLE.match(value):
+            raise self.fail(f"{where}{key} is not short printable text")
+        return value
+
+    def integer(self, obj: Any, key: str, where: str, low: int = 0, high: int = MAX_COUNT) -> int:
+        value = self.get(obj, key, int, where)
+        if not low <= value <= high:
+            raise self.fail(f"{where}{key} is out of range")
+        return value
+
+    def seconds(self, obj: Any, key: str, where: str, low: float = 0.0) -> float:
+        value = self.get(obj, key, (int, float), where)
+        # Compared before float(): a 400-digit integer is valid JSON and too large for a float.
+        if not low <= value <= MAX_WINDOW_SECONDS:  # NaN and 1e999 (inf) fail this too
+            raise self.fail(f"{where}{key} is out of range")
+        return float(value)
 
 
-def _text(obj: Any, key: str, where: str) -> str:
-    value = _get(obj, key, str, where)
-    if not _TEXT.match(value):
-        raise _bad(f"{where}.{key} is not short printable text")
-    return value
-
-
-def _count(obj: Any, key: str, where: str) -> int:
-    value = _get(obj, key, int, where)
-    if not 0 <= value <= MAX_COUNT:
-        raise _bad(f"{where}.{key} is out of range")
-    return value
-
-
-def _seconds(obj: Any, key: str, where: str) -> float:
-    value = float(_get(obj, key, (int, float), where))
-    if not math.isfinite(value) or value < 0 or value > 400 * 86400:
-        raise _bad(f"{where}.{key} is out of range")
-    return value
+CHECK = Checker(_bad)
 
 
 def decode(raw: bytes) -> dict[str, Any]:
@@ -167,8 +176,8 @@ def decode(raw: bytes) -> dict[str, Any]:
         raise _bad(f"schema {doc.get('schema')!r}, this plugin reads schema {SCHEMA}")
     kind = doc.get("kind")
     if kind == "error":
-        error = _get(doc, "error", dict, "report")
-        code, message = _text(error, "code", "error"), _text(error, "message", "error")
+        error = CHECK.get(doc, "error", dict, "report.")
+        code, message = CHECK.text(error, "code", "error."), CHECK.text(error, "message", "error.")
         raise HelperError(f"the helper failed ({code}): {message}")
     if kind not in ("report", "interval"):
         raise _bad("kind is not report, interval or error")
@@ -176,26 +185,27 @@ def decode(raw: bytes) -> dict[str, Any]:
 
 
 def _rows(obj: Any, key: str, where: str, known: frozenset[str] | None = None) -> list[SyscallCount]:
-    rows = _get(obj, key, list, where)
+    rows = CHECK.get(obj, key, list, f"{where}.")
     if len(rows) > MAX_SYSCALLS:
         raise _bad(f"{where} lists too many syscalls")
     out = []
     for i, row in enumerate(rows):
-        name = _get(row, "name", str, f"{where}.{key}[{i}]")
+        name = CHECK.get(row, "name", str, f"{where}.{key}[{i}].")
         if not _SYSCALL_NAME.match(name) or (known is not None and name not in known):
             raise _bad(f"{where}.{key}[{i}].name is not a syscall that was counted")
-        out.append(SyscallCount(name, _count(row, "calls", name), _count(row, "errors", name)))
+        out.append(SyscallCount(name, CHECK.integer(row, "calls", f"{name}."),
+                                CHECK.integer(row, "errors", f"{name}.")))
     if len({s.name for s in out}) != len(out):
         raise _bad(f"{where} lists a syscall twice")
     return out
 
 
 def _targets(doc: dict[str, Any], pids: Sequence[int]) -> list[Any]:
-    targets = _get(doc, "targets", list, "report")
+    targets = CHECK.get(doc, "targets", list, "report.")
     if len(targets) != len(pids) or len(targets) > MAX_TARGETS:
         raise _bad("it is not about the containers asked for")
     for i, (entry, pid) in enumerate(zip(targets, pids, strict=True)):
-        if _count(entry, "pid", f"targets[{i}]") != pid:
+        if CHECK.integer(entry, "pid", f"targets[{i}].") != pid:
             raise _bad("it is about another process")
     return targets
 
@@ -205,12 +215,12 @@ def interval_from_helper(raw: bytes, *, pids: Sequence[int], previous: float) ->
     doc = decode(raw)
     if doc["kind"] != "interval":
         raise _bad("an interval was expected")
-    seconds = _seconds(doc, "seconds", "interval")
+    seconds = CHECK.seconds(doc, "seconds", "interval.")
     if seconds < previous:
         raise _bad("its intervals go back in time")
     targets = _targets(doc, pids)
     return Interval(
-        index=_count(doc, "index", "interval"),
+        index=CHECK.integer(doc, "index", "interval."),
         seconds=seconds,
         targets=tuple(tuple(_rows(t, "syscalls", f"targets[{i}]")) for i, t in enumerate(targets)),
     )
@@ -222,15 +232,15 @@ def from_helper(raw: bytes, *, targets: Sequence[TargetInfo], requested_seconds:
     if doc["kind"] != "report":
         raise _bad("a report was expected")
     entries = _targets(doc, [t.pid for t in targets])
-    window = _get(doc, "window", dict, "report")
-    requested = _seconds(window, "requested_seconds", "window")
-    measured = _seconds(window, "measured_seconds", "window")
+    window = CHECK.get(doc, "window", dict, "report.")
+    requested = CHECK.seconds(window, "requested_seconds", "window.")
+    measured = CHECK.seconds(window, "measured_seconds", "window.")
     if not math.isclose(requested, requested_seconds, rel_tol=1e-6, abs_tol=1e-3):
         raise _bad("it is about another window")
     if measured > requested * 1.05 + 1.0:
         raise _bad("its window is longer than the one asked for")
-    host = _get(doc, "host", dict, "report")
-    known = _get(doc, "tracepoints", list, "report")
+    host = CHECK.get(doc, "host", dict, "report.")
+    known = CHECK.get(doc, "tracepoints", list, "report.")
     if len(known) > MAX_SYSCALLS or not all(isinstance(n, str) and _SYSCALL_NAME.match(n) for n in known):
         raise _bad("tracepoints is not a list of syscall names")
     names = frozenset(known)
@@ -239,23 +249,23 @@ def from_helper(raw: bytes, *, targets: Sequence[TargetInfo], requested_seconds:
         seen = {s.name: s for s in _rows(entry, "syscalls", f"targets[{i}]", names)}
         rows = [seen.get(n, SyscallCount(n, 0, 0)) for n in names]
         counted.append(TargetCounts(
-            target=TargetInfo(info.id, info.name, info.pid, _text(entry, "cgroup", f"targets[{i}]")),
+            target=TargetInfo(info.id, info.name, info.pid, CHECK.text(entry, "cgroup", f"targets[{i}].")),
             syscalls=by_calls(rows),
-            exited=_get(entry, "exited", bool, f"targets[{i}]"),
+            exited=CHECK.get(entry, "exited", bool, f"targets[{i}]."),
         ))
     return Report(
         targets=tuple(counted),
-        window=Window(requested, measured, _text(window, "started_at", "window")),
+        window=Window(requested, measured, CHECK.text(window, "started_at", "window.")),
         host=Host(
-            kernel=_text(host, "kernel", "host"),
-            arch=_text(host, "arch", "host"),
-            cpus=_count(host, "cpus", "host"),
-            cgroup_version=_count(host, "cgroup_version", "host"),
-            cgroup_layout=_text(host, "cgroup_layout", "host"),
-            perf=_text(host, "perf", "host"),
+            kernel=CHECK.text(host, "kernel", "host."),
+            arch=CHECK.text(host, "arch", "host."),
+            cpus=CHECK.integer(host, "cpus", "host."),
+            cgroup_version=CHECK.integer(host, "cgroup_version", "host."),
+            cgroup_layout=CHECK.text(host, "cgroup_layout", "host."),
+            perf=CHECK.text(host, "perf", "host."),
         ),
         syscalls=summed([t.syscalls for t in counted]),
-        partial=_get(doc, "partial", bool, "report"),
+        partial=CHECK.get(doc, "partial", bool, "report."),
         stopped=_stop_reason(doc),
     )
 

@@ -127,6 +127,8 @@ HOSTILE = [
     ("other window", _set("window.requested_seconds", 30.0), "another window"),
     ("long window", _set("window.measured_seconds", 60.0), "longer than"),
     ("nan window", _set("window.measured_seconds", float("nan")), "out of range"),
+    # valid JSON, and float() of it raises OverflowError: the range is checked first
+    ("400-digit window", _set("window.measured_seconds", 10 ** 400), "out of range"),
     ("control chars", _set("host.kernel", "6.1\x07"), "printable"),
     ("partial missing", _set("partial", KeyError), "partial is missing"),
     ("partial not bool", _set("partial", "no"), "wrong type"),
