@@ -16,19 +16,24 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from .errors import UsageError
-from .report import MAX_COUNT, MAX_WINDOW_SECONDS, PRINTABLE, Checker
+from .report import (
+    MAX_COUNT,
+    MAX_SYSCALLS,
+    MAX_WINDOW_SECONDS,
+    PRINTABLE,
+    SCHEMA,  # the reports read are what `--format json` prints
+    STOP_REASONS,
+    SYSCALL_NAME,
+    Checker,
+)
 
-SCHEMA = 2  # of the reports read
 DIFF_SORTS = ("change", "name", "calls")
 MAX_BYTES = 16 << 20
-MAX_ROWS = 2048
 MAX_TARGETS = 1024
 MIN_SECONDS = 1e-6  # keeps calls / seconds finite for every count
 MAX_SECONDS = MAX_WINDOW_SECONDS
 SAME = 5e-4  # a rate change under 0.05% would print as +0.0%: it is "same"
-STOP_REASONS = ("interrupted", "target-exited", "helper-stopped")
 HOW = "make one with: docker spy CONTAINER --format json > FILE"
-_SYSCALL = re.compile(r"^[a-z0-9_]{1,64}$")
 _ID = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -156,13 +161,13 @@ class _Checker(Checker):
 
     def rows(self, obj: Any, where: str, total: Count) -> tuple[tuple[str, Count], ...]:
         rows = self.get(obj, "syscalls", list, where)
-        if len(rows) > MAX_ROWS:
+        if len(rows) > MAX_SYSCALLS:
             raise self.fail(f"{where}syscalls lists too many rows")
         found: dict[str, Count] = {}
         for i, row in enumerate(rows):
             at = f"{where}syscalls[{i}]."
             name = self.get(row, "name", str, at)
-            if not _SYSCALL.match(name):
+            if not SYSCALL_NAME.match(name):
                 raise self.fail(f"{at}name is not a syscall name")
             if name in found:
                 raise self.fail(f"{where}syscalls lists {name} twice")

@@ -23,7 +23,7 @@ MAX_SYSCALLS = 2048
 MAX_TARGETS = 64
 MAX_COUNT = (1 << 64) - 1
 MAX_WINDOW_SECONDS = 400 * 86400
-_SYSCALL_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
+SYSCALL_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
 PRINTABLE = re.compile(r"^[\x20-\x7e]{0,200}$")
 STOP_REASONS = ("interrupted", "target-exited", "helper-stopped")
 
@@ -191,7 +191,7 @@ def _rows(obj: Any, key: str, where: str, known: frozenset[str] | None = None) -
     out = []
     for i, row in enumerate(rows):
         name = CHECK.get(row, "name", str, f"{where}.{key}[{i}].")
-        if not _SYSCALL_NAME.match(name) or (known is not None and name not in known):
+        if not SYSCALL_NAME.match(name) or (known is not None and name not in known):
             raise _bad(f"{where}.{key}[{i}].name is not a syscall that was counted")
         out.append(SyscallCount(name, CHECK.integer(row, "calls", f"{name}."),
                                 CHECK.integer(row, "errors", f"{name}.")))
@@ -241,7 +241,7 @@ def from_helper(raw: bytes, *, targets: Sequence[TargetInfo], requested_seconds:
         raise _bad("its window is longer than the one asked for")
     host = CHECK.get(doc, "host", dict, "report.")
     known = CHECK.get(doc, "tracepoints", list, "report.")
-    if len(known) > MAX_SYSCALLS or not all(isinstance(n, str) and _SYSCALL_NAME.match(n) for n in known):
+    if len(known) > MAX_SYSCALLS or not all(isinstance(n, str) and SYSCALL_NAME.match(n) for n in known):
         raise _bad("tracepoints is not a list of syscall names")
     names = frozenset(known)
     counted = []
