@@ -35,20 +35,16 @@ class Totals:
     seconds: float = 0.0  # the end of the last interval, since counting started
     last_seconds: float = 0.0  # how long the last interval was
     last: report.Interval | None = None
-    calls: list[dict[str, int]] = field(default_factory=list)
-    errors: list[dict[str, int]] = field(default_factory=list)
+    so_far: list[tuple[SyscallCount, ...]] = field(default_factory=list)  # per target
 
     def __post_init__(self) -> None:
-        self.calls = [{} for _ in self.targets]
-        self.errors = [{} for _ in self.targets]
+        self.so_far = [() for _ in self.targets]
 
     def add(self, raw: bytes) -> report.Interval:
         interval = report.interval_from_helper(raw, pids=[t.pid for t in self.targets],
                                                previous=self.seconds)
-        for i, rows in enumerate(interval.targets):
-            for s in rows:
-                self.calls[i][s.name] = self.calls[i].get(s.name, 0) + s.calls
-                self.errors[i][s.name] = self.errors[i].get(s.name, 0) + s.errors
+        self.so_far = [report.summed([before, now])
+                       for before, now in zip(self.so_far, interval.targets, strict=True)]
         self.last_seconds = interval.seconds - self.seconds
         self.seconds = interval.seconds
         self.last = interval
@@ -56,20 +52,17 @@ class Totals:
 
     @property
     def total_calls(self) -> int:
-        return sum(sum(c.values()) for c in self.calls)
+        return sum(s.calls for rows in self.so_far for s in rows)
 
     def rows(self, i: int | None = None) -> list[dict[str, Any]]:
         """Per syscall: calls and errors so far, and in the last interval (with its rate);
         busiest in the last interval first. `i`: one target, else all summed."""
         assert self.last is not None
         picks = range(len(self.targets)) if i is None else [i]
-        now = report.summed([self.last.targets[j] for j in picks])
-        so_far = report.summed([[SyscallCount(n, c, self.errors[j].get(n, 0))
-                                 for n, c in self.calls[j].items()] for j in picks])
-        recent = {s.name: s for s in now}
+        recent = {s.name: s for s in report.summed([self.last.targets[j] for j in picks])}
         seconds = self.last_seconds or 1.0
         out = []
-        for s in so_far:
+        for s in report.summed([self.so_far[j] for j in picks]):
             r = recent.get(s.name, SyscallCount(s.name, 0, 0))
             out.append({"name": s.name, "calls": s.calls, "errors": s.errors,
                         "interval_calls": r.calls, "interval_errors": r.errors,
