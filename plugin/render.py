@@ -60,6 +60,16 @@ def short(text: str, view: View, width: int = NAME_WIDTH) -> str:
     return text if view.no_trunc or len(text) <= width else text[:width - 1] + "…"
 
 
+def by_class(syscalls: Sequence[SyscallCount]) -> dict[str, list[SyscallCount]]:
+    """The syscalls grouped by class, each group in the order given."""
+    from .classes import classify
+
+    groups: dict[str, list[SyscallCount]] = {}
+    for s in syscalls:
+        groups.setdefault(classify(s.name), []).append(s)
+    return groups
+
+
 def title(report: Report, view: View = View()) -> str:
     partial = ""
     if report.partial:
@@ -102,12 +112,8 @@ def _body(report: Report, view: View) -> list[list[str]]:
     if not view.by_class:
         top = max((s.calls for s in shown), default=0)
         return [line(s.name, [s], top) for s in shown]
-    from .classes import classify
-
     # Subtotals count every syscall of the class; --top limits the rows under each.
-    groups: dict[str, list[SyscallCount]] = {}
-    for s in rows(report.syscalls, dataclasses.replace(view, top=None)):
-        groups.setdefault(classify(s.name), []).append(s)
+    groups = by_class(rows(report.syscalls, dataclasses.replace(view, top=None)))
     order = sorted(groups, key=lambda c: c if view.sort == "name"
                    else (-sum(s.calls for s in groups[c]), c))
     top = max((sum(s.calls for s in members) for members in groups.values()), default=0)
@@ -153,13 +159,11 @@ def document(report: Report, view: View) -> dict[str, Any]:
 
         for row in doc["syscalls"]:
             row["class"] = classify(row["name"])
-        classes: dict[str, dict[str, Any]] = {}  # subtotals of every syscall, not only those listed
-        for s in report.syscalls:
-            entry = classes.setdefault(classify(s.name), {"name": classify(s.name), "calls": 0, "errors": 0})
-            entry["calls"] += s.calls
-            entry["errors"] += s.errors
-        doc["classes"] = sorted((c for c in classes.values() if c["calls"] or c["errors"]),
-                                key=lambda c: (-c["calls"], c["name"]))
+        # Subtotals of every syscall, not only of those listed.
+        classes = [{"name": cls, "calls": sum(s.calls for s in members),
+                    "errors": sum(s.errors for s in members)}
+                   for cls, members in by_class(rows(report.syscalls, View())).items()]
+        doc["classes"] = sorted(classes, key=lambda c: (-c["calls"], c["name"]))
     return doc
 
 
