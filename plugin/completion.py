@@ -7,9 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
-from . import daemon
+from . import daemon, target
 from .cli import COMMANDS, FORMATS, LOG_LEVELS, PLUGIN_NAME, SORTS, spy_parser
-from .helper_image import LABEL_ROLE
 
 # cobra's ShellCompDirective bits
 DEFAULT = 0  # the shell may complete file names too
@@ -21,29 +20,22 @@ FILTER_KEYS = ("label=", "name=", "id=", "ancestor=", "network=", "volume=", "st
 FIXED = {"--format": FORMATS, "--sort": SORTS, "-l": LOG_LEVELS, "--log-level": LOG_LEVELS,
          "-d": DURATIONS, "--duration": DURATIONS, "-i": ("1s", "2s", "5s"),
          "--interval": ("1s", "2s", "5s")}
-FILES = ("--seccomp-profile", "--audit-profile")
-
-
-def _value_flags() -> set[str]:
-    parser = spy_parser("docker spy")
-    return {o for a in parser._actions if a.nargs != 0 for o in a.option_strings}
 
 
 def container_names(globals_: daemon.GlobalOptions) -> list[str]:
     """The running containers of the engine the CLI would use; none if it does not answer."""
     try:
-        client = daemon.connect(globals_)
-        running = client.containers.list()
+        return sorted(c.name for c in target.running(daemon.connect(globals_)))
     except Exception:  # completion must never print an error into the user's command line
         return []
-    return sorted(c.name for c in running if LABEL_ROLE not in (c.labels or {}))
 
 
 def candidates(words: Sequence[str], current: str,
                names: Callable[[], list[str]]) -> tuple[list[str], int]:
     """What may come at `current` after `words`, and cobra's directive; `names` lists the
     running containers (asked only when they can come next)."""
-    value_flags = _value_flags()
+    actions = spy_parser("docker spy")._actions
+    value_flags = {o for a in actions if a.nargs != 0 for o in a.option_strings}
     previous = words[-1] if words else ""
     if previous in FIXED:
         return [v for v in FIXED[previous] if v.startswith(current)], NO_FILES
@@ -56,8 +48,7 @@ def candidates(words: Sequence[str], current: str,
     if words and words[0] == "diff":
         return [], DEFAULT  # two report files
     if current.startswith("-"):
-        flags = sorted(o for a in spy_parser("docker spy")._actions for o in a.option_strings
-                       if o.startswith("--"))
+        flags = sorted(o for a in actions for o in a.option_strings if o.startswith("--"))
         return [f for f in flags if f.startswith(current)], NO_FILES
     positional = [w for i, w in enumerate(words)
                   if not w.startswith("-") and not (i and words[i - 1] in value_flags)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -84,22 +84,28 @@ def parse_filters(filters: Sequence[str]) -> dict[str, list[str]]:
     return parsed
 
 
+def running(client: docker.DockerClient, filters: Sequence[str] = ()) -> list[Any]:
+    """The running containers that match `docker ps` filters, docker spy's helpers left out."""
+    import docker.errors
+
+    try:
+        matched = client.containers.list(filters=parse_filters(filters))
+    except docker.errors.APIError as e:
+        if e.status_code == 400:
+            raise UsageError(f"the engine refused the filter: {e.explanation}") from None
+        raise DaemonError(f"the engine could not list containers: {e.explanation}") from None
+    except docker.errors.DockerException as e:
+        raise DaemonError(f"the engine stopped answering: {e}") from None
+    return [c for c in matched if LABEL_ROLE not in (c.labels or {})]
+
+
 def resolve_all(client: docker.DockerClient, refs: Sequence[str],
                 filters: Sequence[str]) -> list[Target]:
     """The containers named, then the running ones the filters match (by name), once each."""
-    import docker.errors
 
     targets = [resolve(client, ref) for ref in refs]
     if filters:
-        try:
-            matched = client.containers.list(filters=parse_filters(filters))
-        except docker.errors.APIError as e:
-            if e.status_code == 400:
-                raise UsageError(f"the engine refused the filter: {e.explanation}") from None
-            raise DaemonError(f"the engine could not list containers: {e.explanation}") from None
-        except docker.errors.DockerException as e:
-            raise DaemonError(f"the engine stopped answering: {e}") from None
-        ours = [c for c in matched if LABEL_ROLE not in (c.labels or {})]
+        ours = running(client, filters)
         if not ours and not targets:
             raise TargetError(f"no running container matches --filter {' '.join(filters)}",
                               "docker ps --filter ... lists what matches")
