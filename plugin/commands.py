@@ -189,9 +189,9 @@ def spy(globals_: daemon.GlobalOptions, opts: SpyOptions) -> int:
         rep = dataclasses.replace(rep, window=dataclasses.replace(rep.window, requested_seconds=None))
         if rep.stopped == "interrupted":
             rep = dataclasses.replace(rep, partial=False, stopped=None)
+    observed = {s.name: s.calls for s in rep.syscalls if s.calls}
     audit = None
     if profile is not None:
-        observed = {s.name: s.calls for s in rep.syscalls if s.calls}
         audit = seccomp.audit(observed, profile, rep.host.arch, kernel=rep.host.kernel)
     if mode == "lines":
         pass  # the intervals were the output
@@ -205,8 +205,7 @@ def spy(globals_: daemon.GlobalOptions, opts: SpyOptions) -> int:
         if t.exited:
             log.warning(f"container {t.target.name} stopped during the window: its counts end there")
     if opts.seccomp_profile:
-        summary = seccomp.write_profile([s.name for s in rep.syscalls if s.calls], rep.host.arch,
-                                        opts.seccomp_profile)
+        summary = seccomp.write_profile(observed, rep.host.arch, opts.seccomp_profile)
         progress_printer(opts.quiet)(str(summary))
     if audit is not None and not (opts.fmt == "json" and mode != "lines"):
         # Beside a table, below it; beside CSV or JSON lines, on stderr, out of their way.
