@@ -94,7 +94,6 @@ class PerfRun:
         while time.monotonic() < deadline:
             ready, _, _ = select.select([self.ack_r], [], [], 0.2)
             if ready and os.read(self.ack_r, 64).startswith(b"ack"):
-                set_process_name(COUNTING)
                 return
             if self.proc.poll() is not None:
                 raise self.failure()
@@ -168,8 +167,8 @@ class PerfRun:
 
     def finish(self, linger_s: float = LINGER_S) -> int:
         """After the report: disable the events, keep them open until another helper counts
-        or linger_s passes, then let perf close them. Returns perf's exit status."""
-        set_process_name(IDLE)
+        or linger_s passes, then let perf close them. Returns perf's exit status. (The
+        helper's process name tells other helpers whether it counts: Shards sets it.)"""
         if self.proc.poll() is None:
             try:
                 os.write(self.ctl_w, b"disable\n")

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from . import perf
-from .perfrun import IDLE, HelperFailure, PerfRun, set_process_name
+from .perfrun import COUNTING, IDLE, HelperFailure, PerfRun, set_process_name
 
 RESERVED_FDS = 1024  # perf's own files, pipes, libraries
 
@@ -121,6 +121,7 @@ class Shards:
         except BaseException:
             self.kill()
             raise
+        set_process_name(COUNTING)  # from the main thread: the process's name is its name
         now = time.monotonic()
         for shard in self.shards:
             shard.zero = now
