@@ -40,7 +40,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import re
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -48,6 +47,7 @@ from typing import Any, TextIO
 
 from tabulate import tabulate
 
+from .report import SYSCALL_NAME
 from .seccomp_profile import (
     DEFAULT,
     Profile,
@@ -66,7 +66,6 @@ __all__ = ["DEFAULT", "AuditResult", "Profile", "ProfileError", "ProfileSummary"
            "write_audit", "write_profile"]
 
 SCHEMA = 1
-_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
 AUDIT_HEADERS = ("SYSCALL", "CALLS", "VERDICT", "ACTION", "WHEN")
 
 
@@ -107,7 +106,7 @@ def make_profile(observed: Iterable[str], arch: str) -> dict[str, Any]:
 
 
 def _checked(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not SYSCALL_NAME.match(name):
         raise ValueError(f"not a syscall name: {name!r}")
     return name
 
