@@ -14,8 +14,6 @@ from tabulate import tabulate
 from .diff import Change, Count, Diff, Snapshot, ordered
 from .report import Report, SyscallCount, to_document
 
-FORMATS = ("table", "json", "csv")
-SORTS = ("calls", "errors", "name", "rate")
 CSV_HEADER = ("container", "syscall", "calls", "errors", "calls_per_second", "share_percent")
 WHY_PARTIAL = {"interrupted": "interrupted", "target-exited": "the container stopped",
                "helper-stopped": "the helper was stopped"}
