@@ -15,10 +15,6 @@ from .conftest import REPO, Target, run, start_spy, start_target, syscall, wait_
 pytestmark = pytest.mark.e2e
 
 
-def row(entry: dict, name: str) -> dict:
-    return {r["name"]: r for r in entry["syscalls"]}[name]
-
-
 def test_several_containers_exact_counts_in_their_own_columns(
         docker_env: dict[str, str], helper_image: str, target: Target, second_target: Target) -> None:
     spy = start_spy(docker_env, target.name, second_target.name, "-d", "3s", "--format", "json",
@@ -31,8 +27,8 @@ def test_several_containers_exact_counts_in_their_own_columns(
     doc = json.loads(out)
     first, second = doc["targets"]
     assert (first["name"], second["name"]) == (target.name, second_target.name)
-    assert row(first, "getppid")["calls"] == 1111 and row(first, "fork")["calls"] == 3
-    assert row(second, "getppid")["calls"] == 2222 and row(second, "fchdir")["errors"] == 2222
+    assert syscall(first, "getppid")["calls"] == 1111 and syscall(first, "fork")["calls"] == 3
+    assert syscall(second, "getppid")["calls"] == 2222 and syscall(second, "fchdir")["errors"] == 2222
     assert "fork" not in {r["name"] for r in second["syscalls"]}
     assert syscall(doc, "getppid")["calls"] == 3333
     assert doc["total"]["calls"] == first["total"]["calls"] + second["total"]["calls"]
@@ -72,7 +68,7 @@ def test_filter_picks_a_labelled_group(docker_env: dict[str, str], helper_image:
         assert sorted(t["name"] for t in doc["targets"]) == sorted(m.name for m in members)
         by_name = {t["name"]: t for t in doc["targets"]}
         for i, member in enumerate(members):
-            assert row(by_name[member.name], "getppid")["calls"] == 100 * (i + 1)
+            assert syscall(by_name[member.name], "getppid")["calls"] == 100 * (i + 1)
         assert syscall(doc, "getppid")["calls"] == 300
         none = run("docker", "spy", "--filter", "label=shop=nobody", "-d", "1s", env=docker_env,
                    check=False)
@@ -153,9 +149,9 @@ def test_diff_of_two_windows(docker_env: dict[str, str], helper_image: str, targ
         reports[-1].write_text(out)
     out = run("docker", "spy", "diff", *map(str, reports), "--format", "json", env=docker_env).stdout
     doc = json.loads(out)
-    rows = {r["name"]: r for r in doc["syscalls"]}
-    assert rows["getppid"]["before"]["calls"] == 1000 and rows["getppid"]["after"]["calls"] == 3000
-    assert rows["getppid"]["status"] == "changed" and rows["getppid"]["change_ratio"] > 1.8
+    getppid = syscall(doc, "getppid")
+    assert getppid["before"]["calls"] == 1000 and getppid["after"]["calls"] == 3000
+    assert getppid["status"] == "changed" and getppid["change_ratio"] > 1.8
     table = run("docker", "spy", "diff", *map(str, reports), env=docker_env).stdout
     assert table.startswith(f"A: {target.name} @ ") and "getppid" in table
     bad = run("docker", "spy", "diff", str(reports[0]), str(tmp_path / "missing.json"),
