@@ -29,6 +29,7 @@ MIN_SECONDS = 0.1
 LOG_LEVELS = ("debug", "info", "warn", "warning", "error", "fatal")
 FORMATS = ("table", "json", "csv")
 SORTS = ("calls", "errors", "name", "rate")
+ENGINES = ("auto", "bpf", "perf")
 COMMANDS = ("version", "diff", "install", "uninstall", "build-helper", "help")
 COMPLETE = "__complete"  # cobra's hidden command: the docker CLI asks plugins for completions
 
@@ -41,6 +42,7 @@ examples:
   docker spy web --interval 2s        a live view, like docker stats
   docker spy 3f2a1b --top 10          a unique id prefix works too; show the 10 busiest
   docker spy web -d 5s --by-class     subtotals per class: file, network, process, ...
+  docker spy web -d 10s --latency     also the time spent in each syscall
   docker spy web -d 5s --format json | jq '.syscalls[0]'
   docker spy web -d 5m --seccomp-profile web.json   a seccomp profile from what web did
   docker spy web -d 1m --audit-profile default      what the default profile would deny
@@ -67,6 +69,8 @@ class SpyOptions:
     quiet: bool
     seccomp_profile: str | None = None  # write a seccomp profile here
     audit_profile: str | None = None  # a profile file, or "default"
+    engine: str = "auto"  # auto, bpf or perf
+    latency: bool = False  # also the time spent in each syscall (BPF)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -110,7 +114,7 @@ def spy_parser(prog: str) -> argparse.ArgumentParser:
         prog=prog, usage=f"{prog} [OPTIONS] CONTAINER [CONTAINER...]",
         description="Count the system calls running containers make, per syscall: calls, "
                     "failed calls, rate and share. A short-lived helper container on the same "
-                    "engine runs perf on the containers' cgroups.",
+                    "engine counts them in the kernel: with BPF where it can, else with perf.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("containers", nargs="*", metavar="CONTAINER",
@@ -132,6 +136,11 @@ def spy_parser(prog: str) -> argparse.ArgumentParser:
                         help="show syscalls that were not called too")
     parser.add_argument("--no-trunc", action="store_true",
                         help="do not shorten container ids and names")
+    parser.add_argument("--latency", action="store_true",
+                        help="also the time spent in each syscall: total, average, longest (BPF)")
+    parser.add_argument("--engine", choices=ENGINES, default="auto",
+                        help="how to count: bpf, perf, or auto (bpf where it can run, else perf; "
+                             "default)")
     parser.add_argument("--by-class", action="store_true",
                         help="group the syscalls by class (file, network, process, memory, "
                              "signal, time, ipc, other) with subtotals")

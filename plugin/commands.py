@@ -36,6 +36,7 @@ from .cli import (
 from .errors import ExitStatus, SpyError, UsageError, interrupt_status
 
 log = structlog.get_logger(__name__)
+COST_WARNING = 0.01  # of the host's CPU time: above it, docker spy says what it cost
 
 
 def _log_level(global_flags: dict[str, Any], debug: bool, level: str | None) -> str:
@@ -79,7 +80,10 @@ def dispatch(global_flags: dict[str, Any], args: Sequence[str]) -> int:
         by_class=ns.by_class, helper_image=ns.helper_image,
         privileged=ns.privileged, quiet=ns.quiet,
         seccomp_profile=ns.seccomp_profile, audit_profile=ns.audit_profile,
+        engine=ns.engine, latency=ns.latency,
     )
+    if opts.latency and opts.engine == "perf":
+        raise UsageError("--latency needs the BPF engine", "leave --engine perf out")
     if opts.interval is not None and opts.seconds is not None and opts.interval > opts.seconds:
         raise UsageError("--interval is longer than --duration")
     if opts.interval is not None and opts.fmt == "csv":
@@ -175,10 +179,15 @@ def spy(globals_: daemon.GlobalOptions, opts: SpyOptions) -> int:
             window = f"for {opts.seconds:g} s" if opts.seconds else "until Ctrl-C"
             if mode in ("none", "progress"):
                 progress(f"counting the syscalls of {names} {window}...")
+        elif event["event"] == "engine":
+            why = str(event.get("reason"))[:200]
+            lost = "; --latency is not measured" if opts.latency else ""
+            log.warning(f"counting with perf: the BPF engine cannot run here ({why}){lost}")
         elif event["event"] == "warning":
             log.warning("helper", message=str(event.get("message"))[:300])
 
-    spec = launcher.HelperRun(image, targets, seconds, opts.privileged, interval)
+    spec = launcher.HelperRun(image, targets, seconds, opts.privileged, interval, opts.engine,
+                              opts.latency)
     try:
         raw, interrupt = launcher.run(client, spec, on_event, display)
     finally:
@@ -204,6 +213,10 @@ def spy(globals_: daemon.GlobalOptions, opts: SpyOptions) -> int:
     for t in rep.targets:
         if t.exited:
             log.warning(f"container {t.target.name} stopped during the window: its counts end there")
+    if rep.cost is not None and rep.cost.share(rep.window.measured_seconds, rep.host.cpus) > COST_WARNING:
+        share = rep.cost.share(rep.window.measured_seconds, rep.host.cpus)
+        log.warning(f"counting took {100 * share:.1f}% of the host's CPU time over the window "
+                    f"({rep.cost.runs:,} runs of its BPF programs, {rep.cost.run_time_ns / 1e9:.2f} s)")
     if opts.seccomp_profile:
         summary = seccomp.write_profile(observed, rep.host.arch, opts.seccomp_profile)
         progress_printer(opts.quiet)(str(summary))

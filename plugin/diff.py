@@ -17,7 +17,9 @@ from typing import Any, TextIO
 
 from .errors import UsageError
 from .report import (
+    ERRNO_NAME,
     MAX_COUNT,
+    MAX_ERRNOS,
     MAX_SYSCALLS,
     MAX_WINDOW_SECONDS,
     PRINTABLE,
@@ -25,6 +27,7 @@ from .report import (
     STOP_REASONS,
     SYSCALL_NAME,
     Checker,
+    errno_order,
 )
 
 DIFF_SORTS = ("change", "name", "calls")
@@ -34,6 +37,8 @@ MIN_SECONDS = 1e-6  # keeps calls / seconds finite for every count
 MAX_SECONDS = MAX_WINDOW_SECONDS
 SAME = 5e-4  # a rate change under 0.05% would print as +0.0%: it is "same"
 HOW = "make one with: docker spy CONTAINER --format json > FILE"
+READS = (2, SCHEMA)  # schema 2 reports (before errnos and engines) compare as well
+ENGINE_KEY = {2: "perf", 3: "engine_version"}  # the host's counting tool, by schema
 _ID = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -41,6 +46,10 @@ _ID = re.compile(r"^[0-9a-f]{64}$")
 class Count:
     calls: int
     errors: int
+    errnos: tuple[tuple[str, int], ...] = ()  # failures by errno, most first (BPF reports)
+
+    def top_errno(self) -> str:
+        return self.errnos[0][0] if self.errnos else ""
 
 
 @dataclass(frozen=True)
@@ -144,10 +153,11 @@ def parse(raw: bytes, source: str) -> Snapshot:
     schema = doc.get("schema")
     if type(schema) is not int:
         raise _bad(source, "it has no schema number")
-    if schema != SCHEMA:
-        raise UsageError(f"{source} is a report of schema {schema}; docker spy diff reads schema {SCHEMA}",
+    if schema not in READS:
+        raise UsageError(f"{source} is a report of schema {schema}; docker spy diff reads schemas "
+                         f"{READS[0]} to {READS[-1]}",
                          "make it again with this version: docker spy CONTAINER --format json")
-    return _Checker(lambda what: _bad(source, what), source).snapshot(doc)
+    return _Checker(lambda what: _bad(source, what), source, schema).snapshot(doc)
 
 
 @dataclass(frozen=True)
@@ -155,9 +165,21 @@ class _Checker(Checker):
     """The contract's field checks, each failure naming the file, and what a report is made of."""
 
     source: str = ""
+    schema: int = SCHEMA
 
     def count(self, obj: Any, where: str) -> Count:
         return Count(*(self.integer(obj, k, where, 0, MAX_COUNT) for k in ("calls", "errors")))
+
+    def errnos(self, row: Any, where: str, errors: int) -> tuple[tuple[str, int], ...]:
+        if "errnos" not in row:
+            return ()
+        errnos = self.get(row, "errnos", dict, where)
+        if len(errnos) > MAX_ERRNOS or not all(isinstance(e, str) and ERRNO_NAME.match(e) for e in errnos):
+            raise self.fail(f"{where}errnos is not a map of errno names")
+        counts = {e: self.integer(errnos, e, f"{where}errnos.", 0, MAX_COUNT) for e in errnos}
+        if sum(counts.values()) != errors:
+            raise self.fail(f"{where}errnos do not add up to its errors")
+        return errno_order(counts)
 
     def rows(self, obj: Any, where: str, total: Count) -> tuple[tuple[str, Count], ...]:
         rows = self.get(obj, "syscalls", list, where)
@@ -174,7 +196,8 @@ class _Checker(Checker):
             rate = row.get("calls_per_second")  # derived, so only checked, never used
             if rate is not None and (type(rate) not in (int, float) or not 0 <= rate < math.inf):
                 raise self.fail(f"{at}calls_per_second is not a rate")
-            found[name] = self.count(row, at)
+            count = self.count(row, at)
+            found[name] = Count(count.calls, count.errors, self.errnos(row, at, count.errors))
         if (sum(c.calls for c in found.values()) > total.calls
                 or sum(c.errors for c in found.values()) > total.errors):
             raise self.fail(f"{where}syscalls add up to more than {where}total")
@@ -203,7 +226,7 @@ class _Checker(Checker):
         except ValueError:
             raise self.fail("window.started_at is not a date and time") from None
         host = self.get(doc, "host", dict, "")
-        for key in ("kernel", "arch", "cgroup_layout", "perf"):
+        for key in ("kernel", "arch", "cgroup_layout", ENGINE_KEY[self.schema]):
             self.text(host, key, "host.")
         for key in ("cpus", "cgroup_version"):
             self.integer(host, key, "host.", 0, 1 << 20)

@@ -22,6 +22,7 @@ LABEL_ROLE = "io.docker-spy.role"
 LABEL_VERSION = "io.docker-spy.version"
 LABEL_CONTEXT = "io.docker-spy.context"
 ROLE = "helper"
+HELPER_FILES = ("*.py", "bpf/spy.bpf.o", "tables/*.h")
 
 log = structlog.get_logger(__name__)
 
@@ -31,7 +32,8 @@ def default_tag() -> str:
 
 
 def context_files() -> dict[str, bytes]:
-    """The build context, as archive name -> content: the Dockerfile and helper/*.py."""
+    """The build context, as archive name -> content: the Dockerfile, helper/*.py, the BPF
+    object and the kernel's tables (not the BPF source: the object is what runs)."""
     here = Path(__file__).resolve().parent
     # Installed, the Dockerfile travels inside the package; in a checkout it is ../image.
     for dockerfile in (here / "_image" / "Dockerfile", here.parent / "image" / "Dockerfile"):
@@ -41,8 +43,13 @@ def context_files() -> dict[str, bytes]:
         raise HelperImageError("the helper's Dockerfile is missing from this installation",
                                "reinstall docker spy")
     files = {"Dockerfile": dockerfile.read_bytes()}
-    for source in sorted((here / "helper").glob("*.py")):
-        files[f"helper/{source.name}"] = source.read_bytes()
+    helper = here / "helper"
+    for pattern in HELPER_FILES:
+        for source in sorted(helper.glob(pattern)):
+            files[f"helper/{source.relative_to(helper).as_posix()}"] = source.read_bytes()
+    if "helper/bpf/spy.bpf.o" not in files:
+        raise HelperImageError("the helper's BPF object is missing from this installation",
+                               "reinstall docker spy")
     return files
 
 

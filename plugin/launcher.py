@@ -20,7 +20,7 @@ import structlog
 from . import __version__
 from .errors import DaemonError, HelperError
 from .helper_image import LABEL_ROLE, LABEL_VERSION
-from .report import MAX_DOCUMENT_BYTES
+from .report import MAX_DOCUMENT_BYTES, SCHEMA
 from .target import Target
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ EXPIRY_SLACK_SECONDS = 600
 # The helper's own deadlines (start, print) bound a healthy run; this bounds a broken one.
 SLACK_SECONDS = 120.0
 STDOUT, STDERR = 1, 2
+INTERVAL_PREFIX = b'{"schema":%d,"kind":"interval"' % SCHEMA
 
 log = structlog.get_logger(__name__)
 
@@ -46,15 +47,19 @@ class HelperRun:
     seconds: float
     privileged: bool = False
     interval: float | None = None  # the helper prints an `interval` document this often
+    engine: str = "auto"  # auto, bpf or perf
+    latency: bool = False
 
 
 def helper_command(run: HelperRun) -> list[str]:
     command = []
     for t in run.targets:
         command += ["--pid", str(t.pid)]
-    command += ["--duration", repr(run.seconds)]
+    command += ["--duration", repr(run.seconds), "--engine", run.engine]
     if run.interval is not None:
         command += ["--interval", repr(run.interval)]
+    if run.latency:
+        command.append("--latency")
     return [*command, "--stop-on-stdin"]
 
 
@@ -167,7 +172,7 @@ class _Session:
 
 def _is_interval(line: bytes) -> bool:
     # A cheap look; report.interval_from_helper validates the document itself.
-    return line.startswith(b'{"schema":2,"kind":"interval"')
+    return line.startswith(INTERVAL_PREFIX)
 
 
 def run(client: docker.DockerClient, spec: HelperRun, on_event: Callable[[dict], None],

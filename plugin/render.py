@@ -83,14 +83,47 @@ def title(report: Report, view: View = View()) -> str:
             f"{report.window.measured_seconds:.2f} s{partial}")
 
 
-def _cells(report: Report, view: View, name: str, calls: int, errors: int,
+def duration(ns: int) -> str:
+    """A time in the unit that reads best: 830 ns, 51.2 µs, 20.0 ms, 3.00 s."""
+    if ns < 1_000:
+        return f"{ns} ns"
+    if ns < 1_000_000:
+        return f"{ns / 1e3:.1f} µs"
+    if ns < 1_000_000_000:
+        return f"{ns / 1e6:.1f} ms"
+    return f"{ns / 1e9:,.2f} s"
+
+
+def has_errnos(report: Report) -> bool:
+    """The engine told the errnos (BPF): the table has an ERRNO column."""
+    return report.engine == "bpf"
+
+
+def top_errno(s: SyscallCount) -> str:
+    """The most frequent errno of a row's failures and its share of them: `ENOENT 98%`."""
+    top = s.top_errno()
+    return f"{top[0]} {100 * top[1] / s.errors:.0f}%" if top and s.errors else ""
+
+
+def _cells(report: Report, view: View, name: str, members: Sequence[SyscallCount],
            per_target: Sequence[int], top_calls: int) -> list[str]:
     seconds = report.window.measured_seconds or 1.0
+    calls, errors = sum(s.calls for s in members), sum(s.errors for s in members)
     share = calls / (report.total_calls or 1)
     cells = [name]
     if len(report.targets) > 1:
         cells += [f"{n:,}" for n in per_target]
-    cells += [f"{calls:,}", f"{errors:,}", f"{calls / seconds:,.1f}", f"{100 * share:.1f}%"]
+    cells += [f"{calls:,}", f"{errors:,}"]
+    if has_errnos(report):
+        cells.append(top_errno(members[0]) if len(members) == 1 else "")
+    cells.append(f"{calls / seconds:,.1f}")
+    if report.latency:
+        spent = sum(s.time_ns or 0 for s in members)
+        timed = sum(s.calls for s in members if s.time_ns is not None)
+        longest = max((s.max_ns or 0 for s in members), default=0)
+        cells += [duration(spent), duration(spent // timed) if timed else "-", duration(longest)] \
+            if timed else ["-", "-", "-"]
+    cells.append(f"{100 * share:.1f}%")
     if view.bars:
         cells.append(bar(calls / top_calls) if top_calls else "")
     return cells
@@ -103,8 +136,7 @@ def _body(report: Report, view: View) -> list[list[str]]:
     per = [{s.name: s.calls for s in t.syscalls} for t in report.targets]
 
     def line(name: str, members: Sequence[SyscallCount], top: int) -> list[str]:
-        return _cells(report, view, name, sum(s.calls for s in members),
-                      sum(s.errors for s in members),
+        return _cells(report, view, name, members,
                       [sum(calls.get(s.name, 0) for s in members) for calls in per], top)
 
     if not view.by_class:
@@ -126,9 +158,11 @@ def table(report: Report, view: View = View()) -> str:
     headers = ["CLASS", "SYSCALL"] if view.by_class else ["SYSCALL"]
     if len(report.targets) > 1:
         headers += [short(t.target.name, view) for t in report.targets]
-    headers += ["CALLS", "ERRORS", "CALLS/S", "SHARE"]
+    headers += ["CALLS", "ERRORS"] + (["ERRNO"] if has_errnos(report) else []) + ["CALLS/S"]
+    headers += ["TIME", "AVG", "MAX"] if report.latency else []
+    headers.append("SHARE")
     body = _body(report, view)
-    total = _cells(report, view, "total", report.total_calls, report.total_errors,
+    total = _cells(report, view, "total", report.syscalls,
                    [t.total_calls for t in report.targets], 0)
     if view.by_class:
         total.insert(0, "")
@@ -137,6 +171,8 @@ def table(report: Report, view: View = View()) -> str:
         headers.append("")
     names = 1 + view.by_class
     align = ["left"] * names + ["right"] * (len(headers) - names - view.bars) + ["left"] * view.bars
+    if has_errnos(report):
+        align[headers.index("ERRNO")] = "left"
     text = tabulate([*body, total], headers=headers, tablefmt="simple", disable_numparse=True,
                     colalign=align)
     # A rule above the total line, as wide as the table.
@@ -175,6 +211,8 @@ def write(report: Report, view: View, stream: TextIO) -> None:
             from .classes import classify
 
             header.insert(2, "class")
+        header += ["errnos"] if has_errnos(report) else []
+        header += ["time_ns", "max_ns"] if report.latency else []
         out.writerow(header)
         seconds = report.window.measured_seconds or 1.0
         for t in report.targets:
@@ -183,6 +221,10 @@ def write(report: Report, view: View, stream: TextIO) -> None:
                        f"{100 * s.calls / (t.total_calls or 1):.3f}"]
                 if view.by_class:
                     row.insert(2, classify(s.name))
+                if has_errnos(report):
+                    row.append(" ".join(f"{e}:{n}" for e, n in s.errnos or ()))
+                if report.latency:
+                    row += ["" if s.time_ns is None else s.time_ns, "" if s.max_ns is None else s.max_ns]
                 out.writerow(row)
     else:
         stream.write(table(report, view) + "\n")

@@ -2,8 +2,10 @@
 
 The helper's documents are untrusted input: each is size-checked, parsed and validated field
 by field before anything is built from it. A document that fails is a ContractError.
-Schema 2: one helper counts several targets; it prints `interval` documents (with
---interval) and then one `report` or `error` document, one JSON document per line.
+Schema 3: one helper counts several targets with one engine (bpf or perf); it prints
+`interval` documents (with --interval) and then one `report` or `error` document, one JSON
+document per line. The BPF engine adds each failure's errno, with --latency the time spent in
+each syscall, and what its programs cost the kernel.
 """
 
 from __future__ import annotations
@@ -17,15 +19,21 @@ from typing import Any
 
 from .errors import ContractError, HelperError, SpyError
 
-SCHEMA = 2
+SCHEMA = 3
 MAX_DOCUMENT_BYTES = 4 << 20  # 64 targets x 360 syscalls x ~60 bytes fit with room to spare
 MAX_SYSCALLS = 2048
 MAX_TARGETS = 64
 MAX_COUNT = (1 << 64) - 1
 MAX_WINDOW_SECONDS = 400 * 86400
 SYSCALL_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
+# Names the BPF engine gives what no table of the tracepoints names: a call through the 32-bit
+# entry points (compat_read), a number newer than its tables (syscall_472).
+UNTABLED_NAME = re.compile(r"^compat_[a-z0-9_]{1,57}$|^(compat_)?syscall_[0-9]{1,7}$")
+ERRNO_NAME = re.compile(r"^E[A-Z0-9_]{1,31}$")
+MAX_ERRNOS = 4096
 PRINTABLE = re.compile(r"^[\x20-\x7e]{0,200}$")
 STOP_REASONS = ("interrupted", "target-exited", "helper-stopped")
+ENGINES = ("bpf", "perf")
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,16 @@ class SyscallCount:
     name: str
     calls: int
     errors: int
+    errnos: tuple[tuple[str, int], ...] | None = None  # (errno, failures), most first; BPF only
+    time_ns: int | None = None  # time spent in the calls; with --latency (BPF) only
+    max_ns: int | None = None  # the longest call
+
+    def top_errno(self) -> tuple[str, int] | None:
+        return self.errnos[0] if self.errnos else None
+
+
+def errno_order(errnos: dict[str, int]) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted(((e, n) for e, n in errnos.items() if n), key=lambda en: (-en[1], en[0])))
 
 
 @dataclass(frozen=True)
@@ -49,7 +67,19 @@ class Host:
     cpus: int
     cgroup_version: int
     cgroup_layout: str
-    perf: str
+    engine_version: str  # "libbpf 1.5", "perf 6.12.117"
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What the BPF programs cost the kernel over the window (BPF_ENABLE_STATS)."""
+
+    runs: int
+    run_time_ns: int
+
+    def share(self, seconds: float, cpus: int) -> float:
+        """Of all the host's CPU time over the window."""
+        return self.run_time_ns / (seconds * 1e9 * cpus) if seconds > 0 and cpus > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -89,6 +119,9 @@ class Report(_Totals):
     syscalls: tuple[SyscallCount, ...]  # the targets' counts summed, sorted like theirs
     partial: bool
     stopped: str | None = None  # why the window ended early: one of STOP_REASONS
+    engine: str = "perf"  # which engine counted: one of ENGINES
+    latency: bool = False  # time_ns and max_ns were measured
+    cost: Cost | None = None
 
 
 @dataclass(frozen=True)
@@ -106,13 +139,25 @@ def by_calls(rows: Iterable[SyscallCount]) -> tuple[SyscallCount, ...]:
 
 
 def summed(per_target: Sequence[Iterable[SyscallCount]]) -> tuple[SyscallCount, ...]:
-    calls: dict[str, int] = {}
-    errors: dict[str, int] = {}
+    """Rows of the same syscall added up: calls, errors, errnos and time; the longest call."""
+    merged: dict[str, SyscallCount] = {}
     for rows in per_target:
         for s in rows:
-            calls[s.name] = calls.get(s.name, 0) + s.calls
-            errors[s.name] = errors.get(s.name, 0) + s.errors
-    return by_calls(SyscallCount(n, calls[n], errors[n]) for n in calls)
+            m = merged.get(s.name)
+            merged[s.name] = s if m is None else _add(m, s)
+    return by_calls(merged.values())
+
+
+def _add(a: SyscallCount, b: SyscallCount) -> SyscallCount:
+    errnos = None
+    if a.errnos is not None or b.errnos is not None:
+        both: dict[str, int] = dict(a.errnos or ())
+        for e, n in b.errnos or ():
+            both[e] = both.get(e, 0) + n
+        errnos = errno_order(both)
+    time_ns = None if a.time_ns is None and b.time_ns is None else (a.time_ns or 0) + (b.time_ns or 0)
+    max_ns = None if a.max_ns is None and b.max_ns is None else max(a.max_ns or 0, b.max_ns or 0)
+    return SyscallCount(a.name, a.calls + b.calls, a.errors + b.errors, errnos, time_ns, max_ns)
 
 
 def _bad(what: str) -> ContractError:
@@ -184,20 +229,47 @@ def decode(raw: bytes) -> dict[str, Any]:
     return doc
 
 
-def _rows(obj: Any, key: str, where: str, known: frozenset[str] | None = None) -> list[SyscallCount]:
+def _rows(obj: Any, key: str, where: str, known: frozenset[str] | None = None,
+          latency: bool = False) -> list[SyscallCount]:
     rows = CHECK.get(obj, key, list, f"{where}.")
     if len(rows) > MAX_SYSCALLS:
         raise _bad(f"{where} lists too many syscalls")
     out = []
     for i, row in enumerate(rows):
         name = CHECK.get(row, "name", str, f"{where}.{key}[{i}].")
-        if not SYSCALL_NAME.match(name) or (known is not None and name not in known):
+        if not SYSCALL_NAME.match(name) or (known is not None and name not in known
+                                            and not UNTABLED_NAME.match(name)):
             raise _bad(f"{where}.{key}[{i}].name is not a syscall that was counted")
-        out.append(SyscallCount(name, CHECK.integer(row, "calls", f"{name}."),
-                                CHECK.integer(row, "errors", f"{name}.")))
+        calls, errors = CHECK.integer(row, "calls", f"{name}."), CHECK.integer(row, "errors", f"{name}.")
+        out.append(SyscallCount(name, calls, errors, _errnos(row, name, errors),
+                                *_times(row, name, latency)))
     if len({s.name for s in out}) != len(out):
         raise _bad(f"{where} lists a syscall twice")
     return out
+
+
+def _errnos(row: Any, name: str, errors: int) -> tuple[tuple[str, int], ...] | None:
+    """A row's failures by errno, which must add up to its errors."""
+    if not isinstance(row, dict) or "errnos" not in row:
+        return None
+    errnos = CHECK.get(row, "errnos", dict, f"{name}.")
+    if len(errnos) > MAX_ERRNOS or not all(isinstance(e, str) and ERRNO_NAME.match(e) for e in errnos):
+        raise _bad(f"{name}.errnos is not a map of errno names")
+    counts = {e: CHECK.integer(errnos, e, f"{name}.errnos.") for e in errnos}
+    if sum(counts.values()) != errors:
+        raise _bad(f"{name}.errnos do not add up to its errors")
+    return errno_order(counts)
+
+
+def _times(row: Any, name: str, latency: bool) -> tuple[int | None, int | None]:
+    if not isinstance(row, dict) or "time_ns" not in row:
+        return None, None
+    if not latency:
+        raise _bad(f"{name} has times, but latency was not measured")
+    spent, longest = CHECK.integer(row, "time_ns", f"{name}."), CHECK.integer(row, "max_ns", f"{name}.")
+    if longest > spent:
+        raise _bad(f"{name}.max_ns is longer than its time_ns")
+    return spent, longest
 
 
 def _targets(doc: dict[str, Any], pids: Sequence[int]) -> list[Any]:
@@ -232,6 +304,10 @@ def from_helper(raw: bytes, *, targets: Sequence[TargetInfo], requested_seconds:
     if doc["kind"] != "report":
         raise _bad("a report was expected")
     entries = _targets(doc, [t.pid for t in targets])
+    engine = CHECK.get(doc, "engine", str, "report.")
+    if engine not in ENGINES:
+        raise _bad("engine is not bpf or perf")
+    latency = CHECK.get(doc, "latency", bool, "report.")
     window = CHECK.get(doc, "window", dict, "report.")
     requested = CHECK.seconds(window, "requested_seconds", "window.")
     measured = CHECK.seconds(window, "measured_seconds", "window.")
@@ -240,14 +316,14 @@ def from_helper(raw: bytes, *, targets: Sequence[TargetInfo], requested_seconds:
     if measured > requested * 1.05 + 1.0:
         raise _bad("its window is longer than the one asked for")
     host = CHECK.get(doc, "host", dict, "report.")
-    known = CHECK.get(doc, "tracepoints", list, "report.")
+    known = CHECK.get(doc, "syscalls_counted", list, "report.")
     if len(known) > MAX_SYSCALLS or not all(isinstance(n, str) and SYSCALL_NAME.match(n) for n in known):
-        raise _bad("tracepoints is not a list of syscall names")
+        raise _bad("syscalls_counted is not a list of syscall names")
     names = frozenset(known)
     counted = []
     for i, (entry, info) in enumerate(zip(entries, targets, strict=True)):
-        seen = {s.name: s for s in _rows(entry, "syscalls", f"targets[{i}]", names)}
-        rows = [seen.get(n, SyscallCount(n, 0, 0)) for n in names]
+        seen = {s.name: s for s in _rows(entry, "syscalls", f"targets[{i}]", names, latency)}
+        rows = [*seen.values(), *(SyscallCount(n, 0, 0) for n in names if n not in seen)]
         counted.append(TargetCounts(
             target=TargetInfo(info.id, info.name, info.pid, CHECK.text(entry, "cgroup", f"targets[{i}].")),
             syscalls=by_calls(rows),
@@ -262,12 +338,24 @@ def from_helper(raw: bytes, *, targets: Sequence[TargetInfo], requested_seconds:
             cpus=CHECK.integer(host, "cpus", "host."),
             cgroup_version=CHECK.integer(host, "cgroup_version", "host."),
             cgroup_layout=CHECK.text(host, "cgroup_layout", "host."),
-            perf=CHECK.text(host, "perf", "host."),
+            engine_version=CHECK.text(host, "engine_version", "host."),
         ),
         syscalls=summed([t.syscalls for t in counted]),
         partial=CHECK.get(doc, "partial", bool, "report."),
         stopped=_stop_reason(doc),
+        engine=engine,
+        latency=latency,
+        cost=_cost(doc, engine),
     )
+
+
+def _cost(doc: dict[str, Any], engine: str) -> Cost | None:
+    if "cost" not in doc:
+        return None
+    if engine != "bpf":
+        raise _bad("only the BPF engine measures its cost")
+    cost = CHECK.get(doc, "cost", dict, "report.")
+    return Cost(CHECK.integer(cost, "runs", "cost."), CHECK.integer(cost, "run_time_ns", "cost."))
 
 
 def _stop_reason(doc: dict[str, Any]) -> str | None:
@@ -278,28 +366,37 @@ def _stop_reason(doc: dict[str, Any]) -> str | None:
 
 
 def _row(s: SyscallCount, seconds: float) -> dict[str, Any]:
-    return {"name": s.name, "calls": s.calls, "errors": s.errors,
-            "calls_per_second": round(s.calls / seconds, 3) if seconds else None}
+    row: dict[str, Any] = {"name": s.name, "calls": s.calls, "errors": s.errors,
+                           "calls_per_second": round(s.calls / seconds, 3) if seconds else None}
+    if s.errnos is not None:
+        row["errnos"] = dict(s.errnos)
+    if s.time_ns is not None:
+        row["time_ns"], row["max_ns"] = s.time_ns, s.max_ns
+        row["avg_ns"] = s.time_ns // s.calls if s.calls else None
+    return row
 
 
 def to_document(report: Report, *, include_zero: bool = False) -> dict[str, Any]:
-    """The report as `--format json` prints it (schema 2): the targets' counts summed under
+    """The report as `--format json` prints it (schema 3): the targets' counts summed under
     `syscalls`, and each target's own under `targets`."""
     seconds = report.window.measured_seconds
 
     def shown(rows: Iterable[SyscallCount]) -> list[dict[str, Any]]:
         return [_row(s, seconds) for s in rows if include_zero or s.calls or s.errors]
 
-    return {
+    doc: dict[str, Any] = {
         "schema": SCHEMA,
         "kind": "report",
+        "engine": report.engine,
+        "latency": report.latency,
         "partial": report.partial,
         "stopped": report.stopped,
         "window": {"requested_seconds": report.window.requested_seconds,
                    "measured_seconds": seconds, "started_at": report.window.started_at},
         "host": {"kernel": report.host.kernel, "arch": report.host.arch, "cpus": report.host.cpus,
                  "cgroup_version": report.host.cgroup_version,
-                 "cgroup_layout": report.host.cgroup_layout, "perf": report.host.perf},
+                 "cgroup_layout": report.host.cgroup_layout,
+                 "engine_version": report.host.engine_version},
         "total": {"calls": report.total_calls, "errors": report.total_errors},
         "syscalls": shown(report.syscalls),
         "targets": [
@@ -310,3 +407,7 @@ def to_document(report: Report, *, include_zero: bool = False) -> dict[str, Any]
             for t in report.targets
         ],
     }
+    if report.cost is not None:
+        doc["cost"] = {"runs": report.cost.runs, "run_time_ns": report.cost.run_time_ns,
+                       "cpu_share": round(report.cost.share(seconds, report.host.cpus), 6)}
+    return doc

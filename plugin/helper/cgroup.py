@@ -1,4 +1,6 @@
-"""Which cgroup perf must count: /proc/<pid>/cgroup and /proc/self/mountinfo -> the -G name.
+"""Which cgroup an engine must count: /proc/<pid>/cgroup and /proc/self/mountinfo -> the
+cgroup perf's -G names (`resolve`), or the cgroup v2 the BPF engine recognises a task by
+(`resolve_v2`).
 
 Pure: the texts are handed in. perf resolves `-G NAME` as `<mount>/NAME`, where <mount> is
 the first cgroup v1 mount carrying the perf_event controller, else the last cgroup2 mount
@@ -157,3 +159,45 @@ def resolve(proc_cgroup: str, mountinfo: str) -> PerfCgroup:
         name=name,
         path=path,
     )
+
+
+@dataclass(frozen=True)
+class V2Cgroup:
+    """A process's cgroup v2, as the BPF engine knows it: the kernel's cgroup id is the inode
+    of `directory`, and bpf_get_current_ancestor_cgroup_id(level) finds it from any task in
+    it or below it."""
+
+    path: str  # from the hierarchy's root, as /proc/<pid>/cgroup's 0:: line names it
+    directory: str  # where that cgroup is mounted here
+    level: int  # the root is 0
+
+
+def resolve_v2(proc_cgroup: str, mountinfo: str) -> V2Cgroup:
+    """The cgroup v2 of the process whose /proc/<pid>/cgroup is given, checked to be its
+    container's own; CgroupError says why not (then only perf can count it)."""
+    mounts = parse_mountinfo(mountinfo)
+    v2 = [m for m in mounts if m.fstype == "cgroup2"]
+    if not v2:
+        raise CgroupError("no cgroup2 is mounted (a cgroup v1 host)")
+    lines = parse_proc_cgroup(proc_cgroup)
+    unified = [line for line in lines if line.hierarchy == 0 and not line.controllers]
+    if not unified:
+        raise CgroupError("the process has no cgroup v2 (no 0:: line in /proc/<pid>/cgroup)")
+    path = unified[0].path
+    if "/.." in path or path.startswith(".."):
+        raise CgroupError(f"cgroup path {path!r} is outside this cgroup namespace")
+    if path == "/":
+        raise CgroupError("the process is in the root cgroup v2: its engine gives containers "
+                          "no cgroup v2 of their own")
+    v1 = [line for line in lines if PERF_CONTROLLER in line.controllers]
+    if v1 and any(PERF_CONTROLLER in m.super_options for m in mounts) and v1[0].path != path:
+        # Hybrid: an engine that gives containers v1 cgroups only leaves their processes in
+        # its own cgroup v2, shared with every other container.
+        raise CgroupError(f"its cgroup v2 {path} is not its container's cgroup {v1[0].path}")
+    for mount in v2:
+        root = mount.root.rstrip("/")
+        if not root or path == root or path.startswith(root + "/"):
+            directory = mount.mount_point.rstrip("/") + path[len(root):]
+            return V2Cgroup(path=path, directory=directory,
+                            level=len([part for part in path.split("/") if part]))
+    raise CgroupError(f"cgroup {path} is below no cgroup2 mount visible here")

@@ -1,4 +1,4 @@
-"""The helper: find the targets' cgroups, count their syscalls with one perf, print JSON.
+"""The helper: find the targets' cgroups, count their syscalls with an engine, print JSON.
 
 Runs inside the helper container (host PID and cgroup namespaces, the host's cgroup mounts,
 CAP_SYS_ADMIN). stdout carries JSON lines: with --interval, an `interval` document after each
@@ -6,6 +6,8 @@ interval (that interval's counts), and always, last, one `report` or `error` doc
 carries JSON lines about progress (`{"event": "counting", ...}`) for the plugin.
 With --stop-on-stdin, a line `stop` or the end of stdin (the plugin went away) ends the window
 early; the counts so far are reported and marked partial.
+The engine is BPF where it can run (--engine auto), else perf, which says why on stderr
+(`{"event": "engine", ...}`); main never asks which engine it holds.
 """
 
 from __future__ import annotations
@@ -17,20 +19,19 @@ import os
 import platform
 import resource
 import signal
-import subprocess
 import sys
 import threading
 import time
 from datetime import UTC, datetime
 
-from . import cgroup, perf
-from .perfrun import HelperFailure, libc
-from .shards import Shards, shard_size
+from . import cgroup
+from .engine import Counts, Engine, HelperFailure, merge
+from .perfrun import libc
 
-SCHEMA = 2
+SCHEMA = 3
+ENGINES = ("auto", "bpf", "perf")
 TRACEFS_CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 MS_RDONLY, MS_REMOUNT, MS_BIND = 1, 32, 4096
-PRINT_GRACE_S = 30.0
 
 
 def emit_status(event: str, **fields: object) -> None:
@@ -97,27 +98,19 @@ def raise_nofile() -> int:
     return hard
 
 
-def perf_version() -> str:
-    try:
-        out = subprocess.run(["perf", "--version"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return out.stdout.strip().removeprefix("perf version ") or "unknown"
-
-
 class Stop:
     """Why the window ended early, if it did: the first reason wins."""
 
-    def __init__(self, shards: Shards) -> None:
-        self.shards = shards
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
         self.reason: str | None = None
         self._lock = threading.Lock()
 
     def __call__(self, reason: str) -> None:
         with self._lock:
-            if self.reason is None and not self.shards.finished.is_set():
+            if self.reason is None and not self.engine.finished.is_set():
                 self.reason = reason
-        self.shards.stop()
+        self.engine.stop()
 
 
 def watch_stdin(stop: Stop) -> None:
@@ -136,7 +129,7 @@ class Targets:
         self.exited: dict[int, float] = {}
 
     def watch(self, stop: Stop, started: float) -> None:
-        while not stop.shards.finished.wait(0.1):
+        while not stop.engine.finished.wait(0.1):
             for pid in self.pids:
                 if pid not in self.exited and not os.path.exists(f"/proc/{pid}"):
                     self.exited[pid] = time.monotonic() - started
@@ -146,11 +139,11 @@ class Targets:
 
 
 def resolve_targets(pids: list[int], mountinfo: str) -> list[cgroup.PerfCgroup]:
+    """Each target's cgroup as perf counts it."""
     targets = []
     for pid in pids:
-        proc_cgroup = read_text(f"/proc/{pid}/cgroup", f"process {pid}")
         try:
-            target = cgroup.resolve(proc_cgroup, mountinfo)
+            target = cgroup.resolve(read_text(f"/proc/{pid}/cgroup", f"process {pid}"), mountinfo)
         except cgroup.CgroupError as e:
             raise HelperFailure("cgroup", str(e)) from None
         if not os.path.isdir(target.directory):
@@ -163,10 +156,76 @@ def resolve_targets(pids: list[int], mountinfo: str) -> list[cgroup.PerfCgroup]:
     return targets
 
 
-def rows(calls: dict[str, int], errors: dict[str, int]) -> list[dict]:
-    """The syscalls that were called or failed, by name; the others are implied zeros."""
-    return [{"name": name, "calls": n, "errors": errors.get(name, 0)}
-            for name, n in sorted(calls.items()) if n or errors.get(name, 0)]
+def resolve_v2(pids: list[int], mountinfo: str) -> list[cgroup.V2Cgroup]:
+    """Each target's cgroup v2, as the BPF engine counts it; CgroupError says why not."""
+    targets = []
+    for pid in pids:
+        target = cgroup.resolve_v2(read_text(f"/proc/{pid}/cgroup", f"process {pid}"), mountinfo)
+        if not os.path.isdir(target.directory):
+            raise cgroup.CgroupError(f"{target.directory} does not exist here")
+        if any(t.path == target.path for t in targets):
+            raise HelperFailure("cgroup", f"two targets are in one cgroup ({target.path})")
+        targets.append(target)
+    return targets
+
+
+def bpf_engine(args: argparse.Namespace, mountinfo: str, tracefs: str) -> tuple[Engine, list[str]]:
+    """The BPF engine on these targets, or CgroupError / BpfError saying why it cannot run."""
+    from .bpfengine import BpfEngine
+    from .systables import for_machine
+
+    targets = resolve_v2(args.pid, mountinfo)
+    own = cgroup.resolve_v2(read_text("/proc/self/cgroup", "the helper"), mountinfo)
+    try:
+        arch = for_machine(platform.machine())
+    except KeyError:
+        raise cgroup.CgroupError(f"no syscall table for {platform.machine()}") from None
+    interval = min(args.interval or args.duration, args.duration)
+    engine = BpfEngine(targets, own, arch, tracefs, args.duration, interval, args.latency)
+    return engine, [t.path for t in targets]
+
+
+def perf_engine(args: argparse.Namespace, mountinfo: str, tracefs: str) -> tuple[Engine, list[str]]:
+    from .perfengine import PerfEngine
+
+    targets = resolve_targets(args.pid, mountinfo)
+    events = list_events(tracefs)
+    interval = min(args.interval or args.duration, args.duration)
+    engine = PerfEngine([t.name for t in targets], events, raise_nofile(), args.duration, interval)
+    return engine, [t.path for t in targets]
+
+
+def open_engine(args: argparse.Namespace, mountinfo: str, tracefs: str) -> tuple[Engine, list[str]]:
+    """BPF where it can run (auto), else perf with one warning saying why; an engine asked
+    for by name runs or fails."""
+    if args.engine in ("auto", "bpf"):
+        from .libbpf import BpfError
+
+        try:
+            return bpf_engine(args, mountinfo, tracefs)
+        except (BpfError, cgroup.CgroupError, OSError) as e:
+            why = str(e) if not isinstance(e, OSError) else f"{e.strerror}: {e.filename}"
+            if args.engine == "bpf":
+                raise HelperFailure("bpf", f"the BPF engine cannot count here: {why}") from None
+            emit_status("engine", engine="perf", reason=why[:200])
+    return perf_engine(args, mountinfo, tracefs)
+
+
+def rows(c: Counts) -> list[dict]:
+    """The syscalls that were called or failed, by name; the others are implied zeros. With
+    the BPF engine a failure's errno is counted, and with latency the time spent."""
+    out = []
+    for name in sorted(set(c.calls) | set(c.errors)):
+        calls, errors = c.calls.get(name, 0), c.errors.get(name, 0)
+        if not (calls or errors):
+            continue
+        row: dict = {"name": name, "calls": calls, "errors": errors}
+        if name in c.errnos:
+            row["errnos"] = dict(sorted(c.errnos[name].items()))
+        if name in c.time_ns:
+            row["time_ns"], row["max_ns"] = c.time_ns[name], c.max_ns.get(name, 0)
+        out.append(row)
+    return out
 
 
 def write_line(doc: dict) -> None:
@@ -174,57 +233,50 @@ def write_line(doc: dict) -> None:
     sys.stdout.flush()
 
 
-def count(args: argparse.Namespace) -> tuple[dict, Shards]:
+def count(args: argparse.Namespace) -> tuple[dict, Engine]:
     mountinfo = read_text("/proc/self/mountinfo", "mountinfo")
-    seal_cgroup_mounts(cgroup.parse_mountinfo(mountinfo))
-    targets = resolve_targets(args.pid, mountinfo)
+    mounts = cgroup.parse_mountinfo(mountinfo)
+    seal_cgroup_mounts(mounts)
     tracefs = find_tracefs()
-    events = list_events(tracefs)
-    counters = perf.plan(events, events)
-    size = shard_size(len(counters) * (os.cpu_count() or 1), raise_nofile())
-    interval = min(args.interval or args.duration, args.duration)
-    shards = Shards(counters, [t.name for t in targets], int(round(interval * 1000)), size)
-    # Asked while perf opens its events, not after the window: the report waits on nothing.
+    engine, paths = open_engine(args, mountinfo, tracefs)
+    try:
+        return window(args, engine, paths, mounts), engine
+    except BaseException:
+        engine.close()
+        raise
+
+
+def window(args: argparse.Namespace, engine: Engine, paths: list[str],
+           mounts: list[cgroup.Mount]) -> dict:
     host = {"kernel": platform.release(), "arch": platform.machine(), "cpus": os.cpu_count() or 1,
-            "cgroup_version": targets[0].version, "cgroup_layout": targets[0].layout,
-            "perf": perf_version()}
-    stop = Stop(shards)
+            "cgroup_version": 2 if engine.name == "bpf" or cgroup.perf_mount(mounts).fstype == "cgroup2"
+            else 1, "cgroup_layout": cgroup.layout(mounts)}
+    stop = Stop(engine)
     signal.signal(signal.SIGTERM, lambda *_: stop("helper-stopped"))
-    started = shards.wait_started()
+    started = engine.start()
     started_at = datetime.now(UTC)
-    emit_status("counting", counters=len(counters) * len(targets), perf_processes=len(shards.runs),
-                cgroups=[t.path for t in targets],
+    emit_status("counting", engine=engine.name, cgroups=paths,
                 started_at=started_at.isoformat(timespec="milliseconds"))
     watched = Targets(args.pid)
     threading.Thread(target=watched.watch, args=(stop, started), daemon=True).start()
     if args.stop_on_stdin:
         threading.Thread(target=watch_stdin, args=(stop,), daemon=True).start()
-    if interval < args.duration:
-        # perf's ticks drift (each waits for the previous print): the window ends on time.
-        timer = threading.Timer(args.duration - (time.monotonic() - started), shards.end_window)
-        timer.daemon = True
-        timer.start()
-    calls = [dict.fromkeys(sorted({c.syscall for c in counters}), 0) for _ in targets]
-    errors: list[dict[str, int]] = [{} for _ in targets]
+    totals = [Counts({}, {}) for _ in args.pid]
     seconds, index = 0.0, 0
-    while (tick := shards.tick(interval + PRINT_GRACE_S, args.duration)) is not None:
+    while (tick := engine.tick()) is not None:
         index += 1
         seconds = tick.seconds
-        for i, c in enumerate(tick.counts):
-            for name, n in c.calls.items():
-                calls[i][name] = calls[i].get(name, 0) + n
-            for name, n in c.errors.items():
-                errors[i][name] = errors[i].get(name, 0) + n
+        totals = [merge(t, c) for t, c in zip(totals, tick.counts, strict=True)]
         if args.interval:
             write_line({"schema": SCHEMA, "kind": "interval", "index": index, "seconds": seconds,
-                        "targets": [{"pid": pid, "syscalls": rows(c.calls, c.errors)}
+                        "targets": [{"pid": pid, "syscalls": rows(Counts(c.calls, c.errors))}
                                     for pid, c in zip(args.pid, tick.counts, strict=True)]})
         if tick.final:
             break
-    shards.read_all()
-    return {
+    doc = {
         "schema": SCHEMA,
         "kind": "report",
+        "engine": engine.name,
         "partial": stop.reason is not None or seconds < args.duration * 0.999,
         "stopped": stop.reason,
         "window": {
@@ -232,14 +284,18 @@ def count(args: argparse.Namespace) -> tuple[dict, Shards]:
             "measured_seconds": seconds,
             "started_at": started_at.isoformat(timespec="milliseconds"),
         },
-        "host": host,
-        "tracepoints": sorted(calls[0]),
+        "host": {**host, "engine_version": engine.version},
+        "latency": bool(args.latency and engine.name == "bpf"),
+        "syscalls_counted": engine.syscalls,
         "targets": [
-            {"pid": pid, "cgroup": t.path, "exited": pid in watched.exited,
-             "syscalls": rows(calls[i], errors[i])}
-            for i, (pid, t) in enumerate(zip(args.pid, targets, strict=True))
+            {"pid": pid, "cgroup": path, "exited": pid in watched.exited, "syscalls": rows(t)}
+            for pid, path, t in zip(args.pid, paths, totals, strict=True)
         ],
-    }, shards
+    }
+    cost = engine.cost()
+    if cost is not None:
+        doc["cost"] = cost
+    return doc
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -248,6 +304,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="a target's host PID (once per target)")
     parser.add_argument("--duration", type=float, required=True, help="window in seconds")
     parser.add_argument("--interval", type=float, help="also print the counts every this many seconds")
+    parser.add_argument("--engine", choices=ENGINES, default="auto",
+                        help="bpf, perf, or auto: bpf where it can run, else perf")
+    parser.add_argument("--latency", action="store_true", help="also the time spent in each syscall (bpf)")
     parser.add_argument("--stop-on-stdin", action="store_true")
     args = parser.parse_args(argv)
     if any(pid <= 0 for pid in args.pid) or len(set(args.pid)) != len(args.pid):
@@ -261,9 +320,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    shards = None
+    engine = None
     try:
-        report, shards = count(args)
+        report, engine = count(args)
         status = 0
     except HelperFailure as e:
         # The plugin takes at most 200 printable characters (report.py).
@@ -271,9 +330,9 @@ def main(argv: list[str] | None = None) -> int:
         report = {"schema": SCHEMA, "kind": "error", "error": {"code": e.code, "message": message}}
         status = 1
     write_line(report)  # the document is complete: the plugin need not wait for the close
-    if shards is not None:
+    if engine is not None:
         emit_status("closing")
-        shards.finish()  # closing the events is slow; the container goes when perf does
+        engine.close()
     return status
 
 

@@ -1,15 +1,16 @@
 """perf argv builder and perf output parser. Pure: names, texts and numbers are handed in.
 
 How calls are counted (measured on a 2-core kernel 6.18 host, a getppid loop in the target;
-bench/ repeats it): counting both `sys_enter_X` and `sys_exit_X` with a `ret < 0` filter left
+bench/ repeats it): counting both `sys_enter_X` and `sys_exit_X` with a failure filter left
 the loop 0.40 of its speed and took 30 s to close; counting at the exit tracepoint only, once
 plain (calls) and once with the filter (failed calls), left it 0.47 and closes in 15 s. So a
-call is counted when it returns, with these exceptions:
-- exit and exit_group never return: counted where they enter; they cannot fail.
-- fork, vfork, clone and clone3 return twice, in the parent and in the child: counted where
-  they enter; failures (only the parent sees one) still at the exit tracepoint.
-- rt_sigreturn "returns" the interrupted context's register, so the sign means nothing: its
-  failures are not counted.
+call is counted when it returns, as the BPF engine counts it, with these exceptions:
+- exit and exit_group never return, and rt_sigreturn returns with the saved syscall number
+  set to -1, so that its exit tracepoint never fires: counted where they enter, no failures.
+- fork, vfork, clone and clone3 return twice, in the child with 0: a call is the parent's
+  return, a pid or an error (`ret != 0`).
+A failure is a return value in [-4095, -1], the kernel's own IS_ERR_VALUE, as libc reads it
+(F_GETOWN returns a process group as a negative number that is not an error).
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-NEVER_RETURN = frozenset({"exit", "exit_group"})
-RETURN_TWICE = frozenset({"fork", "vfork", "clone", "clone3"})
-COUNT_AT_ENTER = NEVER_RETURN | RETURN_TWICE
-NO_FAILURES = NEVER_RETURN | {"rt_sigreturn"}
-ERROR_FILTER = "ret < 0"
+from .systables import COUNT_AT_ENTER, RETURN_TWICE
+
+ERROR_FILTER = "ret < 0 && ret >= -4095"
+PARENT_FILTER = "ret != 0"
 
 
 class PerfOutputError(ValueError):
@@ -53,10 +53,10 @@ def plan(enter_events: Iterable[str], exit_events: Iterable[str]) -> list[Counte
         exit_event = f"syscalls:sys_exit_{name}"
         if (name in COUNT_AT_ENTER and name in enters) or name not in exits:
             counters.append(Counter(name, "calls", f"syscalls:sys_enter_{name}"))
-        else:
-            counters.append(Counter(name, "calls", exit_event))
-        if name in exits and name not in NO_FAILURES:
-            counters.append(Counter(name, "errors", exit_event, ERROR_FILTER))
+            continue
+        counters.append(Counter(name, "calls", exit_event,
+                                PARENT_FILTER if name in RETURN_TWICE else None))
+        counters.append(Counter(name, "errors", exit_event, ERROR_FILTER))
     return counters
 
 

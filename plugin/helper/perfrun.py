@@ -22,6 +22,7 @@ import threading
 import time
 
 from . import perf
+from .engine import HelperFailure
 
 START_TIMEOUT_S = 60.0  # opening ~700 events x CPUs on a large host takes a while
 LINGER_S = 10.0
@@ -29,12 +30,6 @@ NUDGE_S = 1.0  # a stop perf has not answered for this long is signalled again
 COUNTING = b"spy-helper:cnt"  # a process name is at most 15 bytes
 IDLE = b"spy-helper:idle"
 PR_SET_NAME = 15
-
-
-class HelperFailure(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @functools.cache

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 
 from . import perf
-from .perfrun import COUNTING, IDLE, HelperFailure, PerfRun, set_process_name
+from .engine import Counts, HelperFailure, Tick
+from .perfrun import COUNTING, IDLE, PerfRun, set_process_name
 
 RESERVED_FDS = 1024  # perf's own files, pipes, libraries
 
@@ -49,15 +49,6 @@ def window_end(stamp: float, last: float, zero: float, ended_at: float | None,
         end = ended_at - zero
         return round(min(stamp, end) if stamp == last else end, 9), True
     return stamp, stamp >= duration_s * 0.999
-
-
-@dataclass
-class Tick:
-    """One interval of every target, merged from the shards' ticks."""
-
-    counts: list[perf.Counts]  # per target, in the order given
-    seconds: float  # its end, since counting started
-    final: bool  # the window ends here
 
 
 class Shard:
@@ -140,14 +131,14 @@ class Shards:
         every shard has ended."""
         if all(s.done for s in self.shards):
             return None
-        counts: list[perf.Counts] = []
+        counts: list[Counts] = []
         seconds, printed = 0.0, False
         for shard in self.shards:
             got = None if shard.done else shard.tick(timeout_s, duration_s)
             if got is None:
-                counts += [perf.Counts(0.0, {}, {}) for _ in shard.names]
+                counts += [Counts({}, {}) for _ in shard.names]
                 continue
-            counts += got[0]
+            counts += [Counts(c.calls, c.errors) for c in got[0]]
             seconds, printed = max(seconds, got[1]), True
         if not printed:
             return None

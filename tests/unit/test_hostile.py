@@ -14,7 +14,11 @@ from plugin.errors import ContractError, HelperError
 from plugin.helper import cgroup, perf
 
 from .test_perf import cgroups_of, recorded
-from .test_report import INTERVALS, PIDS, RECORDED, TARGETS
+from .test_report import INTERVALS as BY_ENGINE
+from .test_report import PIDS, TARGETS
+from .test_report import RECORDED as REPORTS
+
+INTERVALS, RECORDED = BY_ENGINE["bpf"], REPORTS["bpf"]
 
 LINES, COUNTERS = recorded("interval-two-cgroups.csv")
 CGROUPS = cgroups_of(LINES)

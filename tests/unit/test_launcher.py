@@ -37,7 +37,7 @@ def test_mounts_are_read_only_and_no_docker_socket() -> None:
 
 def test_command_and_labels() -> None:
     c = config()
-    assert c["command"] == ["--pid", "4242", "--duration", "30.0", "--stop-on-stdin"]
+    assert c["command"] == ["--pid", "4242", "--duration", "30.0", "--engine", "auto", "--stop-on-stdin"]
     assert c["labels"][launcher.LABEL_TARGET] == TARGET.id
     assert c["labels"]["io.docker-spy.role"] == launcher.HELPER_ROLE
     assert int(c["labels"][launcher.LABEL_EXPIRES]) == 1000 + 30 + launcher.EXPIRY_SLACK_SECONDS
@@ -46,7 +46,7 @@ def test_command_and_labels() -> None:
 
 def test_several_targets_and_an_interval() -> None:
     c = config((TARGET, OTHER), interval=2.0)
-    assert c["command"] == ["--pid", "4242", "--pid", "4343", "--duration", "30.0",
+    assert c["command"] == ["--pid", "4242", "--pid", "4343", "--duration", "30.0", "--engine", "auto",
                             "--interval", "2.0", "--stop-on-stdin"]
     assert c["labels"][launcher.LABEL_TARGET] == f"{TARGET.id},{OTHER.id}"
 

@@ -10,7 +10,11 @@ import pytest
 from plugin import live, render
 from plugin.errors import ContractError
 
-from .test_report import INTERVALS, RECORDED, TARGETS, load
+from .test_report import INTERVALS as BY_ENGINE
+from .test_report import RECORDED as REPORTS
+from .test_report import TARGETS, load
+
+INTERVALS, RECORDED = BY_ENGINE["bpf"], REPORTS["bpf"]
 
 
 def fed(mode: str) -> tuple[live.Display, io.StringIO, io.StringIO]:
@@ -51,7 +55,7 @@ def test_frames_redraw_in_place_and_fit_the_height() -> None:
         totals.add(raw)
     text = live.frame(totals, render.View(), height=8)
     lines = text.splitlines()
-    assert lines[0].startswith("web, db: 6,870 syscalls in 3.0 s")
+    assert lines[0].startswith("web, db: 6,878 syscalls in 3.0 s")
     assert len(lines) == 2 + 2 + 3  # title, blank, header, rule, height - 5 rows
     display, out, _ = fed("frames")
     assert out.getvalue().count(live.CLEAR) == 3
@@ -62,7 +66,7 @@ def test_frames_redraw_in_place_and_fit_the_height() -> None:
 def test_progress_goes_to_stderr_only() -> None:
     display, out, err = fed("progress")
     assert out.getvalue() == ""
-    assert err.getvalue().rsplit(live.ERASE_LINE, 1)[-1] == "counting: 3 s / 3 s, 6,870 calls so far"
+    assert err.getvalue().rsplit(live.ERASE_LINE, 1)[-1] == "counting: 3 s / 3 s, 6,878 calls so far"
     display.close()
     assert err.getvalue().endswith(live.ERASE_LINE)
 

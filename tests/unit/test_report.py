@@ -14,9 +14,10 @@ from plugin import report
 from plugin.errors import ContractError, HelperError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "helper"
-RECORDED = json.loads((FIXTURES / "report.json").read_text())
-INTERVALS = (FIXTURES / "intervals.jsonl").read_bytes().splitlines()
-PIDS = [t["pid"] for t in RECORDED["targets"]]
+RECORDED = {engine: json.loads((FIXTURES / f"report-{engine}.json").read_text()) for engine in ("bpf", "perf")}
+INTERVALS = {engine: (FIXTURES / f"intervals-{engine}.jsonl").read_bytes().splitlines()
+             for engine in ("bpf", "perf")}
+PIDS = [t["pid"] for t in RECORDED["bpf"]["targets"]]
 TARGETS = [report.TargetInfo("9871920086c9" + "0" * 52, "web", PIDS[0]),
            report.TargetInfo("00e58ba21440" + "1" * 52, "db", PIDS[1])]
 
@@ -27,60 +28,96 @@ def load(doc: Any, **overrides: Any) -> report.Report:
     return report.from_helper(raw, **args)
 
 
-def test_recorded_report_loads() -> None:
-    rep = load(RECORDED)
+@pytest.mark.parametrize("engine", ["bpf", "perf"])
+def test_recorded_report_loads(engine: str) -> None:
+    rep = load(RECORDED[engine])
     web, db = ({s.name: s for s in t.syscalls} for t in rep.targets)
-    # What the host made each target do during the window (record.sh)
-    assert web["getppid"] == report.SyscallCount("getppid", 777, 0)
-    assert web["fchdir"] == report.SyscallCount("fchdir", 777, 777)
+    # What the host made each target do during the window (record.sh), on either engine
+    assert (web["getppid"].calls, web["getppid"].errors) == (777, 0)
+    assert (web["fchdir"].calls, web["fchdir"].errors) == (777, 777)
     assert web["fork"].calls == 2 and web["exit_group"].calls == 2
-    assert db["getppid"] == report.SyscallCount("getppid", 1500, 0)
-    assert db["fork"].calls == 0  # zero rows are filled in from the tracepoints
-    assert len(web) == len(RECORDED["tracepoints"]) == 360
+    assert (db["getppid"].calls, db["fchdir"].errors) == (1500, 1500)
+    assert db["fork"].calls == 0  # zero rows are filled in from the syscalls counted
+    assert len(web) == len(RECORDED[engine]["syscalls_counted"])
     summed = {s.name: s for s in rep.syscalls}
-    assert summed["fchdir"] == report.SyscallCount("fchdir", 2277, 2277)
+    assert (summed["fchdir"].calls, summed["fchdir"].errors) == (2277, 2277)
     assert rep.syscalls[0].calls == max(s.calls for s in rep.syscalls)  # sorted by calls
-    assert rep.window.measured_seconds == pytest.approx(3.000363203)
-    assert rep.host.cgroup_layout == "hybrid" and rep.host.perf == "6.12.117"
+    assert rep.window.measured_seconds == RECORDED[engine]["window"]["measured_seconds"]
+    assert rep.host.cgroup_layout == "hybrid" and rep.engine == engine
     assert rep.partial is False and not any(t.exited for t in rep.targets)
     assert rep.total_calls == sum(t.total_calls for t in rep.targets)
     assert [t.target.name for t in rep.targets] == ["web", "db"]
 
 
+def test_bpf_report_carries_errnos_times_and_cost() -> None:
+    rep = load(RECORDED["bpf"])
+    web = {s.name: s for s in rep.targets[0].syscalls}
+    assert rep.latency is True and rep.host.engine_version.startswith("libbpf ")
+    assert web["fchdir"].errnos == (("EBADF", 777),)
+    assert web["access"].errnos == (("ENOENT", web["access"].errors),)  # the workload's poll
+    assert web["getppid"].errnos is None  # no failures, no errnos
+    assert web["clock_nanosleep"].time_ns >= web["clock_nanosleep"].calls * 5_000_000  # 5 ms sleeps
+    assert web["clock_nanosleep"].max_ns >= 5_000_000
+    assert web["exit_group"].time_ns is None  # it never returns: no time
+    summed = {s.name: s for s in rep.syscalls}
+    assert summed["fchdir"].errnos == (("EBADF", 2277),)
+    assert summed["clock_nanosleep"].max_ns == max(
+        {s.name: s for s in t.syscalls}["clock_nanosleep"].max_ns for t in rep.targets)
+    assert rep.cost == report.Cost(RECORDED["bpf"]["cost"]["runs"], RECORDED["bpf"]["cost"]["run_time_ns"])
+    assert 0 < rep.cost.share(3.0, 2) < 0.01
+
+
+def test_perf_report_has_no_errnos_nor_times() -> None:
+    rep = load(RECORDED["perf"])
+    assert rep.latency is False and rep.cost is None and rep.host.engine_version.startswith("perf ")
+    assert all(s.errnos is None and s.time_ns is None for t in rep.targets for s in t.syscalls)
+
+
 def test_document_hides_zero_rows_and_carries_the_facts() -> None:
-    doc = report.to_document(load(RECORDED))
-    assert doc["schema"] == report.SCHEMA and doc["kind"] == "report"
+    doc = report.to_document(load(RECORDED["bpf"]))
+    assert doc["schema"] == report.SCHEMA == 3 and doc["kind"] == "report"
+    assert doc["engine"] == "bpf" and doc["latency"] is True
     assert [r["name"] for r in doc["syscalls"]][:2] == ["fchdir", "getppid"]
     assert all(r["calls"] or r["errors"] for r in doc["syscalls"])
     assert [t["name"] for t in doc["targets"]] == ["web", "db"]
     assert doc["window"]["requested_seconds"] == 3.0
     assert doc["total"]["calls"] == sum(t["total"]["calls"] for t in doc["targets"])
-    assert doc["targets"][1]["total"] == {"calls": 4157, "errors": 2075}  # 1,500 x 2, then the idle loop
-    full = report.to_document(load(RECORDED), include_zero=True)
-    assert len(full["syscalls"]) == len(RECORDED["tracepoints"])
+    fchdir = next(r for r in doc["syscalls"] if r["name"] == "fchdir")
+    assert fchdir["errnos"] == {"EBADF": 2277}
+    assert fchdir["avg_ns"] == fchdir["time_ns"] // 2277 and fchdir["max_ns"] <= fchdir["time_ns"]
+    assert doc["cost"]["runs"] == RECORDED["bpf"]["cost"]["runs"]
+    assert doc["cost"]["cpu_share"] == round(
+        RECORDED["bpf"]["cost"]["run_time_ns"] / (doc["window"]["measured_seconds"] * 1e9 * 2), 6)
+    full = report.to_document(load(RECORDED["bpf"]), include_zero=True)
+    assert len(full["syscalls"]) == len(RECORDED["bpf"]["syscalls_counted"])
+    perf = report.to_document(load(RECORDED["perf"]))
+    assert "cost" not in perf and all("errnos" not in r and "time_ns" not in r for r in perf["syscalls"])
 
 
-def test_recorded_intervals_load_and_add_up_to_the_report() -> None:
+@pytest.mark.parametrize("engine", ["bpf", "perf"])
+def test_recorded_intervals_load_and_add_up_to_the_report(engine: str) -> None:
+    pids = [t["pid"] for t in RECORDED[engine]["targets"]]
+    assert pids == PIDS  # both recordings counted the same two containers
     previous, totals = 0.0, [0, 0]
-    for raw in INTERVALS:
-        interval = report.interval_from_helper(raw, pids=PIDS, previous=previous)
+    for raw in INTERVALS[engine]:
+        interval = report.interval_from_helper(raw, pids=pids, previous=previous)
         previous = interval.seconds
         for i, rows in enumerate(interval.targets):
             totals[i] += sum(s.calls for s in rows)
-    assert [i for i in range(3)] == [report.interval_from_helper(r, pids=PIDS, previous=0).index - 1
-                                     for r in INTERVALS]
-    rep = load(RECORDED)
+    assert [1, 2, 3] == [report.interval_from_helper(r, pids=pids, previous=0).index
+                         for r in INTERVALS[engine]]
+    rep = load(RECORDED[engine])
     assert totals == [t.total_calls for t in rep.targets]
     assert previous == rep.window.measured_seconds
 
 
 def test_intervals_are_checked_too() -> None:
     with pytest.raises(ContractError, match="another process"):
-        report.interval_from_helper(INTERVALS[0], pids=[PIDS[1], PIDS[0]], previous=0)
+        report.interval_from_helper(INTERVALS["bpf"][0], pids=[PIDS[1], PIDS[0]], previous=0)
     with pytest.raises(ContractError, match="back in time"):
-        report.interval_from_helper(INTERVALS[0], pids=PIDS, previous=100.0)
+        report.interval_from_helper(INTERVALS["bpf"][0], pids=PIDS, previous=100.0)
     with pytest.raises(ContractError, match="a report was expected"):
-        load(INTERVALS[0])
+        load(INTERVALS["bpf"][0])
 
 
 def test_recorded_error_document_becomes_a_helper_error() -> None:
@@ -116,7 +153,19 @@ HOSTILE = [
     ("bad name", _set("targets.0.syscalls.0.name", "\x1b[31mopenat"), "not a syscall"),
     ("long name", _set("targets.0.syscalls.0.name", "a" * 65), "not a syscall"),
     ("not counted", _set("targets.0.syscalls.0.name", "made_up"), "not a syscall that was counted"),
-    ("bad tracepoint", lambda d: d["tracepoints"].append("Bad Name"), "tracepoints"),
+    ("bad counted list", lambda d: d["syscalls_counted"].append("Bad Name"), "syscalls_counted"),
+    ("engine unknown", _set("engine", "dtrace"), "engine is not"),
+    ("engine missing", _set("engine", KeyError), "engine is missing"),
+    ("latency not bool", _set("latency", 1), "wrong type"),
+    ("errnos do not add up", _set("targets.0.syscalls.4.errnos", {"EBADF": 776}), "do not add up"),
+    ("errno name", _set("targets.0.syscalls.4.errnos", {"ebadf": 777}), "errno names"),
+    ("errno count", _set("targets.0.syscalls.4.errnos", {"EBADF": -777}), "out of range"),
+    ("errnos not a map", _set("targets.0.syscalls.4.errnos", [["EBADF", 777]]), "wrong type"),
+    ("max above time", _set("targets.0.syscalls.4.max_ns", 1 << 62), "longer than"),
+    ("time without max", _set("targets.0.syscalls.4.max_ns", KeyError), "max_ns is missing"),
+    ("time without latency", _set("latency", False), "latency was not measured"),
+    ("cost not counted", _set("cost.runs", -1), "out of range"),
+    ("cost from perf", _set("engine", "perf"), "only the BPF engine"),
     ("duplicate", lambda d: d["targets"][0]["syscalls"].append(dict(d["targets"][0]["syscalls"][0])),
      "twice"),
     ("too many", lambda d: d["targets"][0]["syscalls"].extend(
@@ -142,7 +191,8 @@ HOSTILE = [
 @pytest.mark.parametrize("what, change, words", HOSTILE, ids=[h[0] for h in HOSTILE])
 def test_hostile_documents_are_rejected(what: str, change: Callable[[dict], None],
                                         words: str) -> None:
-    doc = copy.deepcopy(RECORDED)
+    doc = copy.deepcopy(RECORDED["bpf"])
+    assert doc["targets"][0]["syscalls"][4]["name"] == "fchdir"  # the rows the table names
     change(doc)
     with pytest.raises(ContractError, match=words):
         load(doc)

@@ -1,0 +1,344 @@
+// SPDX-License-Identifier: GPL-2.0
+/* docker spy's BPF engine: count the system calls of a few cgroup v2 subtrees, in the kernel.
+ *
+ * Built ahead of time into spy.bpf.o by build.sh (beside this file) with Debian's clang, and
+ * loaded by the helper through libbpf (helper/bpf.py). No CO-RE and no BTF-typed attach points:
+ * every kernel structure read here is laid out by the helper at load time (CONFIG below), so the
+ * object loads on kernels without /sys/kernel/btf/vmlinux, on x86_64 and arm64 alike.
+ *
+ * Where a call is counted:
+ * - raw_syscalls:sys_exit (raw tracepoint; args: the task's pt_regs, the return value), once,
+ *   when it returns: the syscall number is read from pt_regs (orig_ax on x86_64, syscallno on
+ *   arm64), a failure is a return value in [-4095, -1] (the kernel's own IS_ERR_VALUE), and
+ *   its errno is counted too. fork, vfork, clone and clone3 return twice, in the child with 0:
+ *   only the parent's return (a pid or an error) is a call.
+ * - syscalls:sys_enter_{exit,exit_group,rt_sigreturn}: exit and exit_group never return, and
+ *   after rt_sigreturn the kernel sets the saved syscall number to -1 (so that the call is not
+ *   restarted), so no exit tracepoint can name it. These per-syscall tracepoints fire for their
+ *   own syscall alone.
+ * - With latency on, raw_syscalls:sys_enter stamps the start of each call of a target thread.
+ *
+ * Which task is a target's: bpf_get_current_ancestor_cgroup_id(level) at each level where a
+ * target's cgroup sits (a handful at most), looked up in `targets`. A task in a cgroup below a
+ * target's (systemd inside a container, Docker in Docker) is counted as the target's, as perf
+ * counts it. A task inside two nested targets is counted for both, as perf does.
+ * Calls made through the 32-bit entry points (compat) carry numbers of the 32-bit table: they
+ * are counted apart (`other`), never under a 64-bit number.
+ */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#define NR_SLOTS 512       /* native syscall numbers below this get array slots */
+#define MAX_LEVELS 8
+#define MAX_ERRNO 4095
+#define ABI_COMPAT 1
+
+/* Laid out by the helper before load (helper/bpf.py mirrors it); frozen, so the verifier
+ * treats it as constants. The one variable in .rodata. */
+struct config {
+	__u32 regs_off;       /* where the window of pt_regs read at exit starts */
+	__u32 nr_word;        /* the syscall number: 64-bit word of that window ... */
+	__u32 nr_is_s32;      /* ... and whether only its low 32 bits are the number */
+	__u32 mode_word;      /* the word that tells a compat task ... */
+	__u64 compat_mask;    /* ... compat when (word & mask) == value */
+	__u64 compat_value;
+	__u32 latency;        /* stamp calls at sys_enter, sum their time at sys_exit */
+	__u32 pad;
+	__u8 twice[NR_SLOTS]; /* 1: the syscall returns twice (fork, vfork, clone, clone3) */
+};
+
+const volatile struct config CONFIG = {};
+
+/* What may change while the programs run: where to look, and whether to count. */
+struct control {
+	__u32 enabled;
+	__u32 n_levels;
+	__u32 levels[MAX_LEVELS];
+};
+
+struct counts {
+	__u64 calls;
+	__u64 errors;
+};
+
+struct times {
+	__u64 total_ns;
+	__u64 max_ns;
+};
+
+struct other_key {
+	__u16 slot;
+	__u16 abi;
+	__u32 nr;
+};
+
+struct errno_key {
+	__u16 slot;
+	__u16 err;  /* the errno, with ABI_COMPAT << 15 for a compat call */
+	__u32 nr;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct control);
+} control SEC(".maps");
+
+/* cgroup v2 id -> target slot */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 72);
+	__type(key, __u64);
+	__type(value, __u32);
+} targets SEC(".maps");
+
+/* slot * NR_SLOTS + nr -> calls and failures of native syscalls, per CPU */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NR_SLOTS);
+	__type(key, __u32);
+	__type(value, struct counts);
+} counts SEC(".maps");
+
+/* the same index -> 1 once a call was counted there: the reader visits only those */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, NR_SLOTS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u8);
+} touched SEC(".maps");
+
+/* the same index -> time spent, with latency on (else one unused entry) */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NR_SLOTS);
+	__type(key, __u32);
+	__type(value, struct times);
+} times SEC(".maps");
+
+/* compat calls, and native numbers beyond the array: rare, so one shared hash */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct other_key);
+	__type(value, struct counts);
+} other SEC(".maps");
+
+/* failures by errno, per CPU */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct errno_key);
+	__type(value, __u64);
+} errnos SEC(".maps");
+
+/* [0]: failures whose errno found no room in `errnos`; [1]: compat or out-of-range calls that
+ * found no room in `other` */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost SEC(".maps");
+
+/* thread id -> when its current syscall entered, with latency on */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} started SEC(".maps");
+
+static __always_inline void add_lost(__u32 which)
+{
+	__u64 *n = bpf_map_lookup_elem(&lost, &which);
+
+	if (n)
+		*n += 1;
+}
+
+static __always_inline void add_errno(__u32 slot, __u32 abi, __u32 nr, long ret)
+{
+	struct errno_key key = {.slot = slot, .err = (__u16)(-ret | abi << 15), .nr = nr};
+	__u64 one = 1, *n = bpf_map_lookup_elem(&errnos, &key);
+
+	if (n) {
+		*n += 1;
+		return;
+	}
+	if (bpf_map_update_elem(&errnos, &key, &one, BPF_NOEXIST) == 0)
+		return;
+	n = bpf_map_lookup_elem(&errnos, &key); /* another CPU made it first */
+	if (n)
+		*n += 1;
+	else
+		add_lost(0);
+}
+
+static __always_inline void add_other(__u32 slot, __u32 abi, __u32 nr, __u64 failed)
+{
+	struct other_key key = {.slot = slot, .abi = abi, .nr = nr};
+	struct counts fresh = {.calls = 1, .errors = failed}, *c;
+
+	c = bpf_map_lookup_elem(&other, &key);
+	if (!c && bpf_map_update_elem(&other, &key, &fresh, BPF_NOEXIST) == 0)
+		return;
+	if (!c)
+		c = bpf_map_lookup_elem(&other, &key);
+	if (!c) {
+		add_lost(1);
+		return;
+	}
+	__sync_fetch_and_add(&c->calls, 1);
+	if (failed)
+		__sync_fetch_and_add(&c->errors, 1);
+}
+
+/* One call of native syscall nr (< NR_SLOTS) by target `slot`: counted, and its failure. */
+static __always_inline struct counts *slot_of(__u32 slot, __u32 nr, __u32 *index)
+{
+	__u8 *seen;
+
+	*index = slot * NR_SLOTS + nr;
+	seen = bpf_map_lookup_elem(&touched, index);
+	if (seen && !*seen)
+		*seen = 1;
+	return bpf_map_lookup_elem(&counts, index);
+}
+
+static __always_inline int target_levels(struct control **ctl)
+{
+	__u32 zero = 0;
+
+	*ctl = bpf_map_lookup_elem(&control, &zero);
+	if (!*ctl || !(*ctl)->enabled)
+		return 0;
+	return (*ctl)->n_levels;
+}
+
+static __always_inline __u32 *target_at(struct control *ctl, int i)
+{
+	__u64 id = bpf_get_current_ancestor_cgroup_id(ctl->levels[i]);
+
+	return bpf_map_lookup_elem(&targets, &id);
+}
+
+SEC("raw_tracepoint/sys_exit")
+int count_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct control *ctl;
+	int n = target_levels(&ctl);
+	long ret = (long)ctx->args[1];
+	__u64 regs[4], elapsed = 0;
+	int have_regs = 0;
+	long nr = 0;
+	__u32 compat = 0;
+
+	for (int i = 0; i < MAX_LEVELS && i < n; i++) {
+		__u32 *slot = target_at(ctl, i);
+
+		if (!slot)
+			continue;
+		if (!have_regs) {
+			if (bpf_probe_read_kernel(regs, sizeof(regs),
+						  (void *)ctx->args[0] + CONFIG.regs_off))
+				return 0;
+			nr = CONFIG.nr_is_s32 ? (long)(__s32)regs[CONFIG.nr_word & 3]
+					      : (long)regs[CONFIG.nr_word & 3];
+			compat = (regs[CONFIG.mode_word & 3] & CONFIG.compat_mask) == CONFIG.compat_value;
+			if (nr < 0)
+				return 0; /* after rt_sigreturn: counted where it entered */
+			if (CONFIG.latency) {
+				__u32 tid = (__u32)bpf_get_current_pid_tgid();
+				__u64 *start = bpf_map_lookup_elem(&started, &tid);
+
+				if (start) {
+					elapsed = bpf_ktime_get_ns() - *start;
+					bpf_map_delete_elem(&started, &tid);
+				}
+			}
+			have_regs = 1;
+		}
+		__u64 failed = ret < 0 && ret >= -MAX_ERRNO;
+
+		if (compat || nr >= NR_SLOTS) {
+			add_other(*slot, compat ? ABI_COMPAT : 0, (__u32)nr, failed);
+			if (failed)
+				add_errno(*slot, compat ? ABI_COMPAT : 0, (__u32)nr, ret);
+			continue;
+		}
+		__u32 index;
+		struct counts *c = slot_of(*slot, (__u32)nr, &index);
+
+		if (!c)
+			continue;
+		/* A call that returns twice is the parent's return: a pid, or an error. */
+		if (ret != 0 || !CONFIG.twice[nr & (NR_SLOTS - 1)])
+			c->calls += 1;
+		if (failed) {
+			c->errors += 1;
+			add_errno(*slot, 0, (__u32)nr, ret);
+		}
+		if (elapsed) {
+			struct times *t = bpf_map_lookup_elem(&times, &index);
+
+			if (t) {
+				t->total_ns += elapsed;
+				if (elapsed > t->max_ns)
+					t->max_ns = elapsed;
+			}
+		}
+	}
+	return 0;
+}
+
+/* The context of a syscalls:sys_enter_* tracepoint program: the common trace_entry fields
+ * (8 bytes), then the syscall number (the helper checks the format file says offset 8). */
+struct syscall_enter {
+	__u64 common;
+	__s32 nr;
+};
+
+SEC("tracepoint/syscalls/sys_enter_exit_group")
+int count_enter(struct syscall_enter *ctx)
+{
+	struct control *ctl;
+	int n = target_levels(&ctl);
+	__s32 nr = ctx->nr;
+
+	if (nr < 0 || nr >= NR_SLOTS)
+		return 0;
+	for (int i = 0; i < MAX_LEVELS && i < n; i++) {
+		__u32 *slot = target_at(ctl, i), index;
+		struct counts *c;
+
+		if (!slot)
+			continue;
+		c = slot_of(*slot, (__u32)nr, &index);
+		if (c)
+			c->calls += 1;
+	}
+	return 0;
+}
+
+SEC("raw_tracepoint/sys_enter")
+int stamp_enter(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct control *ctl;
+	int n = target_levels(&ctl);
+
+	for (int i = 0; i < MAX_LEVELS && i < n; i++) {
+		if (target_at(ctl, i)) {
+			__u32 tid = (__u32)bpf_get_current_pid_tgid();
+			__u64 now = bpf_ktime_get_ns();
+
+			bpf_map_update_elem(&started, &tid, &now, BPF_ANY);
+			return 0;
+		}
+	}
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,330 @@
+"""The BPF engine: bpf/spy.bpf.o loaded through libbpf, its maps read as the window goes.
+
+Cost to the host: one program runs at every syscall's exit on the whole host while it is
+attached (it returns after one cgroup lookup per target level for tasks that are not
+targets), three more at the entry of exit, exit_group and rt_sigreturn alone, and with
+latency one at every syscall's entry. Nothing runs per context switch, and closing costs a
+handful of tracepoint unregistrations, not perf's ~700.
+
+Before the window, the engine checks itself on this very kernel: its own cgroup is counted as
+an extra target while it makes 5 getppid, 3 failing close (EBADF) and 2 signals (rt_sigreturn),
+and anything but exactly those counts, named so, is a refusal (auto then counts with perf).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+import os
+import signal
+import struct
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import libbpf
+from .cgroup import V2Cgroup
+from .engine import Counts, Tick
+from .libbpf import BpfError
+from .systables import COUNT_AT_ENTER, RETURN_TWICE, Arch
+
+OBJECT = Path(__file__).resolve().parent / "bpf" / "spy.bpf.o"
+NR_SLOTS = 512  # as in spy.bpf.c
+MAX_LEVELS = 8
+ABI_COMPAT = 1
+CONFIG = struct.Struct(f"<IIIIQQII{NR_SLOTS}s")  # struct config
+CONTROL = struct.Struct(f"<II{MAX_LEVELS}I")  # struct control
+COUNTS = struct.Struct("<QQ")  # struct counts (and struct times)
+OTHER_KEY = struct.Struct("<HHI")
+ERRNO_KEY = struct.Struct("<HHI")
+SLOT_KEY = struct.Struct("<I")
+CGROUP_KEY = struct.Struct("<Q")
+ENTER_TRACEPOINTS = tuple(f"sys_enter_{name}" for name in COUNT_AT_ENTER)
+IN_FLIGHT = 16384  # threads of the targets in a syscall at once, with latency on
+SELF_TEST = {"getppid": 5, "close": 3, "rt_sigreturn": 2}
+MEMBARRIER_GLOBAL = 1
+MEMBARRIER_NR = {"x86_64": 324, "aarch64": 283}
+
+Call = tuple[int, int]  # (abi, nr)
+
+
+@dataclass
+class Snapshot:
+    """Everything counted so far, per slot: calls, errors, time and longest call of each
+    syscall, and failures by errno."""
+
+    counts: dict[int, dict[Call, list[int]]]  # slot -> call -> [calls, errors, time_ns, max_ns]
+    errnos: dict[int, dict[Call, dict[int, int]]]  # slot -> call -> errno -> failures
+    lost: int = 0  # failures whose errno, or compat calls, found no room
+
+
+def config_bytes(arch: Arch, latency: bool) -> bytes:
+    layout = arch.layout
+    twice = bytearray(NR_SLOTS)
+    for nr in arch.numbers(RETURN_TWICE):
+        if nr < NR_SLOTS:
+            twice[nr] = 1
+    return CONFIG.pack(layout.regs_off, layout.nr_word, int(layout.nr_is_s32), layout.mode_word,
+                       layout.compat_mask, layout.compat_value, int(latency), 0, bytes(twice))
+
+
+def control_bytes(enabled: bool, levels: list[int]) -> bytes:
+    if len(levels) > MAX_LEVELS:
+        raise BpfError(f"the targets' cgroups sit at more than {MAX_LEVELS} depths")
+    padded = list(levels) + [0] * (MAX_LEVELS - len(levels))
+    return CONTROL.pack(int(enabled), len(levels), *padded)
+
+
+def delta(before: Snapshot, after: Snapshot, slot: int, arch: Arch) -> Counts:
+    """What target `slot` did between two snapshots, by name. The longest call is after's:
+    a maximum cannot be subtracted (the engine zeroes it when the window starts)."""
+    calls: dict[str, int] = {}
+    errors: dict[str, int] = {}
+    errnos: dict[str, dict[str, int]] = {}
+    time_ns: dict[str, int] = {}
+    max_ns: dict[str, int] = {}
+    old = before.counts.get(slot, {})
+    for call, (n, failed, spent, longest) in after.counts.get(slot, {}).items():
+        was = old.get(call, [0, 0, 0, 0])
+        name = arch.name(call[1], compat=call[0] == ABI_COMPAT)
+        if n - was[0] or failed - was[1]:
+            calls[name] = n - was[0]
+            errors[name] = failed - was[1]
+        if spent - was[2]:
+            time_ns[name] = spent - was[2]
+            max_ns[name] = longest
+    old_errnos = before.errnos.get(slot, {})
+    for call, by_errno in after.errnos.get(slot, {}).items():
+        name = arch.name(call[1], compat=call[0] == ABI_COMPAT)
+        for err, n in by_errno.items():
+            if n - old_errnos.get(call, {}).get(err, 0):
+                errnos.setdefault(name, {})[arch.errno_name(err)] = n - old_errnos.get(call, {}).get(err, 0)
+    return Counts(calls, errors, errnos, time_ns, max_ns)
+
+
+def check_enter_format(tracefs: str) -> None:
+    """The enter program reads the syscall number at offset 8 of its context."""
+    for event in ENTER_TRACEPOINTS:
+        path = os.path.join(tracefs, "events", "syscalls", event, "format")
+        try:
+            text = Path(path).read_text()
+        except OSError as e:
+            raise BpfError(f"no tracepoint syscalls:{event} ({e.strerror})") from None
+        if "__syscall_nr;\toffset:8;" not in text.replace(" ", "\t").replace("\t\t", "\t"):
+            raise BpfError(f"syscalls:{event} does not hold the syscall number at offset 8")
+
+
+class BpfEngine:
+    name = "bpf"
+
+    def __init__(self, targets: list[V2Cgroup], own: V2Cgroup, arch: Arch, tracefs: str,
+                 duration_s: float, interval_s: float, latency: bool) -> None:
+        self.targets, self.own, self.arch = targets, own, arch
+        self.duration_s, self.interval_s, self.latency = duration_s, interval_s, latency
+        self.version = libbpf.version()
+        self.syscalls = sorted(set(arch.native.values()))
+        self.finished = threading.Event()
+        self._stopped = threading.Event()
+        self.ended_at: float | None = None
+        self.self_slot = len(targets)
+        self.slots = len(targets) + 1
+        self.cpus = libbpf.possible_cpus()
+        self.stats_fd = -1
+        self.index = 0
+        self.started = 0.0
+        self.obj: libbpf.Object | None = None
+        self.messages = libbpf.Messages()
+        check_enter_format(tracefs)
+        try:
+            self._load()
+        except BaseException:
+            self.close()
+            raise
+
+    # --- loading ------------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        obj = self.obj = libbpf.Object(OBJECT.read_bytes(), self.messages)
+        obj.set_rodata(config_bytes(self.arch, self.latency))
+        entries = self.slots * NR_SLOTS
+        for name in ("counts", "touched"):
+            obj.set_max_entries(name, entries)
+        obj.set_max_entries("times", entries if self.latency else 1)
+        obj.set_max_entries("started", IN_FLIGHT if self.latency else 1)
+        obj.set_max_entries("errnos", 1024 + 128 * self.slots)
+        obj.set_max_entries("other", 256 + 64 * self.slots)
+        obj.set_autoload("stamp_enter", self.latency)
+        obj.load()
+        self.fd = {name: obj.map_fd(name) for name in
+                   ("control", "targets", "counts", "touched", "times", "other", "errnos", "lost")}
+        length = -(-entries * 8 // mmap.PAGESIZE) * mmap.PAGESIZE  # one 8-byte element a slot
+        self.touched = mmap.mmap(self.fd["touched"], length, mmap.MAP_SHARED, mmap.PROT_READ)
+        self.stats_fd = libbpf.enable_stats()
+        self.programs = ["count_exit", "count_enter"] + (["stamp_enter"] if self.latency else [])
+        levels = set()
+        for slot, cgroup in enumerate([*self.targets, self.own]):
+            libbpf.update(self.fd["targets"], CGROUP_KEY.pack(os.stat(cgroup.directory).st_ino),
+                          SLOT_KEY.pack(slot))
+            levels.add(cgroup.level)
+        libbpf.update(self.fd["control"], SLOT_KEY.pack(0), control_bytes(True, sorted(levels)))
+        obj.attach_raw_tracepoint("count_exit", "sys_exit")
+        for event in ENTER_TRACEPOINTS:
+            obj.attach_tracepoint("count_enter", "syscalls", event)
+        if self.latency:
+            obj.attach_raw_tracepoint("stamp_enter", "sys_enter")
+
+    def _self_test(self) -> None:
+        before = self.snapshot()
+        for _ in range(SELF_TEST["getppid"]):
+            os.getppid()
+        for _ in range(SELF_TEST["close"]):
+            try:
+                os.close(-1)
+            except OSError:
+                pass
+        previous = signal.signal(signal.SIGUSR2, lambda *_: None)
+        try:
+            for _ in range(SELF_TEST["rt_sigreturn"]):
+                signal.raise_signal(signal.SIGUSR2)
+        finally:
+            signal.signal(signal.SIGUSR2, previous)
+        got = delta(before, self.snapshot(), self.self_slot, self.arch)
+        seen = {"getppid": got.calls.get("getppid"), "close": got.errors.get("close"),
+                "rt_sigreturn": got.calls.get("rt_sigreturn")}
+        ebadf = got.errnos.get("close", {}).get("EBADF")
+        if seen != SELF_TEST or ebadf != SELF_TEST["close"]:
+            raise BpfError(f"its self-test on this kernel counted {seen} and EBADF {ebadf}, "
+                           f"not {SELF_TEST}")
+        # The engine's own cgroup is no target: forget it, and its level unless a target's.
+        libbpf.delete(self.fd["targets"], CGROUP_KEY.pack(os.stat(self.own.directory).st_ino))
+        levels = sorted({t.level for t in self.targets})
+        libbpf.update(self.fd["control"], SLOT_KEY.pack(0), control_bytes(True, levels))
+
+    # --- the window ---------------------------------------------------------------------------
+
+    def start(self) -> float:
+        self._self_test()
+        self._zero_times()
+        self.baseline = self.previous = self.snapshot()
+        self.cost_before = self._program_stats()
+        self.started = time.monotonic()
+        return self.started
+
+    def stop(self) -> None:
+        if not self.finished.is_set() and not self._stopped.is_set():
+            self.ended_at = time.monotonic()
+            self._stopped.set()
+
+    def tick(self) -> Tick | None:
+        if self.finished.is_set() or self.obj is None:
+            return None
+        self.index += 1
+        end = min(self.started + self.index * self.interval_s, self.started + self.duration_s)
+        stopped = self._stopped.wait(max(0.0, end - time.monotonic()))
+        if stopped and self.ended_at is not None:
+            end = min(end, self.ended_at)
+        final = stopped or end >= self.started + self.duration_s * 0.999
+        if final:
+            self._disable()
+        now = self.snapshot()
+        counts = [delta(self.previous, now, slot, self.arch) for slot in range(len(self.targets))]
+        self.previous = now
+        if final:
+            self.cost_after = self._program_stats()
+            self.finished.set()
+        return Tick(counts, round(end - self.started, 9), final)
+
+    def totals(self) -> list[Counts]:
+        """The whole window of every target (the final tick's snapshot less the baseline)."""
+        return [delta(self.baseline, self.previous, slot, self.arch)
+                for slot in range(len(self.targets))]
+
+    def lost(self) -> int:
+        return self.previous.lost - self.baseline.lost
+
+    def cost(self) -> dict[str, int] | None:
+        if self.stats_fd < 0 or not hasattr(self, "cost_after"):
+            return None
+        runs = sum(a[0] - b[0] for a, b in zip(self.cost_after, self.cost_before, strict=True))
+        spent = sum(a[1] - b[1] for a, b in zip(self.cost_after, self.cost_before, strict=True))
+        return {"runs": runs, "run_time_ns": spent}
+
+    def close(self) -> None:
+        if self.obj is not None:
+            self.obj.close()
+            self.obj = None
+        if getattr(self, "touched", None) is not None:
+            self.touched.close()
+            self.touched = None
+        if self.stats_fd >= 0:
+            os.close(self.stats_fd)
+            self.stats_fd = -1
+        self.finished.set()
+
+    # --- reading the maps ---------------------------------------------------------------------
+
+    def _disable(self) -> None:
+        """Stop counting, then wait until no program that saw counting on can still be
+        running: a global memory barrier is an RCU grace period, and the programs run with
+        preemption off, inside one."""
+        libbpf.update(self.fd["control"], SLOT_KEY.pack(0), control_bytes(False, []))
+        nr = MEMBARRIER_NR.get(self.arch.machine)
+        libc = ctypes.CDLL(None, use_errno=True)
+        if nr is None or libc.syscall(nr, MEMBARRIER_GLOBAL, 0, 0) != 0:
+            time.sleep(0.05)
+
+    def _program_stats(self) -> list[tuple[int, int]]:
+        if self.stats_fd < 0 or self.obj is None:
+            return []
+        return [libbpf.program_stats(self.obj.program_fd(p)) for p in self.programs]
+
+    def _zero_times(self) -> None:
+        """A longest call before the window is not the window's."""
+        if not self.latency:
+            return
+        zeros = bytes(COUNTS.size * self.cpus)
+        for index in self._touched():
+            if index // NR_SLOTS != self.self_slot:
+                libbpf.update(self.fd["times"], SLOT_KEY.pack(index), zeros)
+
+    def _touched(self) -> list[int]:
+        data = self.touched[:self.slots * NR_SLOTS * 8]
+        found, at = [], data.find(1)
+        while at >= 0:
+            found.append(at // 8)
+            at = data.find(1, (at // 8 + 1) * 8)
+        return found
+
+    def _per_cpu(self, fd: int, key: bytes, fmt: struct.Struct) -> list[tuple[int, ...]]:
+        raw = libbpf.lookup(fd, key, fmt.size * self.cpus)
+        if raw is None:
+            return []
+        return [fmt.unpack_from(raw, i * fmt.size) for i in range(self.cpus)]
+
+    def snapshot(self) -> Snapshot:
+        counts: dict[int, dict[Call, list[int]]] = {}
+        for index in self._touched():
+            key = SLOT_KEY.pack(index)
+            cpus = self._per_cpu(self.fd["counts"], key, COUNTS)
+            entry = [sum(c[0] for c in cpus), sum(c[1] for c in cpus), 0, 0]
+            if self.latency:
+                spent = self._per_cpu(self.fd["times"], key, COUNTS)
+                entry[2] = sum(t[0] for t in spent)
+                entry[3] = max((t[1] for t in spent), default=0)
+            counts.setdefault(index // NR_SLOTS, {})[(0, index % NR_SLOTS)] = entry
+        for key in libbpf.keys(self.fd["other"], OTHER_KEY.size):
+            raw = libbpf.lookup(self.fd["other"], key, COUNTS.size)
+            if raw is not None:
+                slot, abi, nr = OTHER_KEY.unpack(key)
+                n, failed = COUNTS.unpack(raw)
+                counts.setdefault(slot, {})[(abi, nr)] = [n, failed, 0, 0]
+        errnos: dict[int, dict[Call, dict[int, int]]] = {}
+        one = struct.Struct("<Q")
+        for key in libbpf.keys(self.fd["errnos"], ERRNO_KEY.size):
+            slot, err, nr = ERRNO_KEY.unpack(key)
+            n = sum(v[0] for v in self._per_cpu(self.fd["errnos"], key, one))
+            errnos.setdefault(slot, {}).setdefault((err >> 15, nr), {})[err & 0x7FFF] = n
+        lost = sum(sum(v[0] for v in self._per_cpu(self.fd["lost"], SLOT_KEY.pack(i), one))
+                   for i in range(2))
+        return Snapshot(counts, errnos, lost)

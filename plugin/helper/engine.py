@@ -1,0 +1,80 @@
+"""What every counting engine answers: start, tick, stop, close. helper/main.py holds one of
+these and never asks which.
+
+Pure: the data types and the interface, no I/O.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Counts:
+    """One target's counts over an interval, by syscall name; absent names are zeros."""
+
+    calls: dict[str, int]
+    errors: dict[str, int]
+    errnos: dict[str, dict[str, int]] = field(default_factory=dict)  # syscall -> errno -> failures
+    time_ns: dict[str, int] = field(default_factory=dict)  # time spent in the calls
+    max_ns: dict[str, int] = field(default_factory=dict)  # the longest call
+
+
+@dataclass(frozen=True)
+class Tick:
+    """One interval of every target."""
+
+    counts: list[Counts]  # per target, in the order given
+    seconds: float  # its end, since counting started
+    final: bool  # the window ends here
+
+
+class Engine(Protocol):
+    name: str  # "bpf" or "perf", as the report says
+    version: str  # of the tool that counts: "libbpf 1.5", "perf 6.12.117"
+    syscalls: list[str]  # every name it can count (the --all rows)
+    finished: threading.Event  # set once the last tick is read: nothing can stop it now
+
+    def start(self) -> float:
+        """Block until every target is counted; the moment it began (monotonic clock)."""
+
+    def tick(self) -> Tick | None:
+        """The next interval's counts, or None when there is nothing more."""
+
+    def stop(self) -> None:
+        """End the window now (any thread): the next tick is the last."""
+
+    def cost(self) -> dict[str, int] | None:
+        """What counting cost the kernel over the window, where the engine can tell."""
+
+    def close(self) -> None:
+        """After the report: let go of everything counting held."""
+
+
+class HelperFailure(Exception):
+    """The helper cannot count; `code` names the cause for the plugin (tracefs, cgroup, ...)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def merge(total: Counts, part: Counts) -> Counts:
+    """total + part: sums, and the larger maximum."""
+
+    def add(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+        out = dict(a)
+        for k, v in b.items():
+            out[k] = out.get(k, 0) + v
+        return out
+
+    errnos = {name: dict(e) for name, e in total.errnos.items()}
+    for name, e in part.errnos.items():
+        errnos[name] = add(errnos.get(name, {}), e)
+    longest = dict(total.max_ns)
+    for name, v in part.max_ns.items():
+        longest[name] = max(longest.get(name, 0), v)
+    return Counts(add(total.calls, part.calls), add(total.errors, part.errors), errnos,
+                  add(total.time_ns, part.time_ns), longest)
