@@ -247,16 +247,27 @@ def _diff_title(diff: Diff) -> str:
     return f"{sides[0]} -> {sides[1]}: {t.before.calls:,} -> {t.after.calls:,} syscalls, {rate}"
 
 
-def _diff_cells(c: Change) -> tuple[str, ...]:
+def _diff_cells(c: Change, errnos: bool = False) -> tuple[str, ...]:
     change = f"{100 * c.ratio:+,.1f}%" if c.status == "changed" and c.ratio is not None else c.status
-    return (c.name, f"{c.before.calls:,}", f"{c.after.calls:,}", f"{c.before_rate:,.1f}",
-            f"{c.after_rate:,.1f}", change, f"{c.before.errors:,}", f"{c.after.errors:,}")
+    cells = (c.name, f"{c.before.calls:,}", f"{c.after.calls:,}", f"{c.before_rate:,.1f}",
+             f"{c.after_rate:,.1f}", change, f"{c.before.errors:,}", f"{c.after.errors:,}")
+    if not errnos:
+        return cells
+    a, b = c.before.top_errno(), c.after.top_errno()
+    return (*cells, a if a == b else f"{a or '-'} -> {b or '-'}" if a or b else "")
+
+
+def has_diff_errnos(diff: Diff) -> bool:
+    """Either report came from the BPF engine, which tells why calls failed."""
+    return any(c.before.errnos or c.after.errnos for c in diff.syscalls)
 
 
 def diff_table(diff: Diff, rows: list[Change]) -> str:
-    body = tabulate([*map(_diff_cells, rows), _diff_cells(diff.total)], headers=DIFF_HEADERS,
-                    tablefmt="simple", disable_numparse=True,
-                    colalign=("left", *["right"] * (len(DIFF_HEADERS) - 1)))
+    errnos = has_diff_errnos(diff)
+    headers = (*DIFF_HEADERS, "TOP ERRNO") if errnos else DIFF_HEADERS
+    body = tabulate([*(_diff_cells(c, errnos) for c in rows), _diff_cells(diff.total, errnos)],
+                    headers=headers, tablefmt="simple", disable_numparse=True,
+                    colalign=("left", *["right"] * (len(DIFF_HEADERS) - 1), *["left"] * errnos))
     lines = body.splitlines()
     lines.insert(len(lines) - 1, lines[1])  # a rule above the total line, as wide as the table
     notes = [f"note: {s.source} lists only some syscalls (--top?), so new and gone may be wrong"
@@ -277,9 +288,12 @@ def _change_doc(c: Change) -> dict[str, Any]:
     def side(n: Count, rate: float) -> dict[str, Any]:
         return {"calls": n.calls, "errors": n.errors, "calls_per_second": round(rate, 3)}
 
-    return {"name": c.name, "before": side(c.before, c.before_rate), "after": side(c.after, c.after_rate),
-            "change_per_second": round(c.per_second, 3),
-            "change_ratio": None if c.ratio is None else round(c.ratio, 6), "status": c.status}
+    doc = {"name": c.name, "before": side(c.before, c.before_rate), "after": side(c.after, c.after_rate),
+           "change_per_second": round(c.per_second, 3),
+           "change_ratio": None if c.ratio is None else round(c.ratio, 6), "status": c.status}
+    if c.before.errnos or c.after.errnos:
+        doc["before"]["errnos"], doc["after"]["errnos"] = dict(c.before.errnos), dict(c.after.errnos)
+    return doc
 
 
 def diff_document(diff: Diff, rows: list[Change]) -> dict[str, Any]:

@@ -13,7 +13,6 @@ and anything but exactly those counts, named so, is a refusal (auto then counts 
 
 from __future__ import annotations
 
-import ctypes
 import mmap
 import os
 import signal
@@ -27,6 +26,7 @@ from . import libbpf
 from .cgroup import V2Cgroup
 from .engine import Counts, Tick
 from .libbpf import BpfError
+from .peers import libc
 from .systables import COUNT_AT_ENTER, RETURN_TWICE, Arch
 
 OBJECT = Path(__file__).resolve().parent / "bpf" / "spy.bpf.o"
@@ -270,8 +270,7 @@ class BpfEngine:
         preemption off, inside one."""
         libbpf.update(self.fd["control"], SLOT_KEY.pack(0), control_bytes(False, []))
         nr = MEMBARRIER_NR.get(self.arch.machine)
-        libc = ctypes.CDLL(None, use_errno=True)
-        if nr is None or libc.syscall(nr, MEMBARRIER_GLOBAL, 0, 0) != 0:
+        if nr is None or libc().syscall(nr, MEMBARRIER_GLOBAL, 0, 0) != 0:
             time.sleep(0.05)
 
     def _program_stats(self) -> list[tuple[int, int]]:

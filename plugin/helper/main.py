@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 
 from . import cgroup
 from .engine import Counts, Engine, HelperFailure, merge
-from .perfrun import libc
+from .peers import libc, wait_while_closing
 
 SCHEMA = 3
 ENGINES = ("auto", "bpf", "perf")
@@ -44,7 +44,7 @@ def read_text(path: str, what: str) -> str:
         with open(path, encoding="utf-8", errors="replace") as f:
             return f.read()
     except FileNotFoundError:
-        raise HelperFailure("target", f"{what} is gone ({path} does not exist)") from None
+        raise HelperFailure("target", f"{what} exited before counting started ({path} is gone)") from None
     except OSError as e:
         raise HelperFailure("permission", f"cannot read {path}: {e.strerror}") from None
 
@@ -238,6 +238,8 @@ def count(args: argparse.Namespace) -> tuple[dict, Engine]:
     mounts = cgroup.parse_mountinfo(mountinfo)
     seal_cgroup_mounts(mounts)
     tracefs = find_tracefs()
+    wait_while_closing(lambda: emit_status(
+        "waiting", what="another docker spy helper's perf closing its events (about 15 s)"))
     engine, paths = open_engine(args, mountinfo, tracefs)
     try:
         return window(args, engine, paths, mounts), engine

@@ -2,18 +2,15 @@
 it go without making the next helper wait.
 
 Closing ~360 syscall tracepoints costs one RCU grace period each (~15 s here), under the
-kernel's event_mutex; a perf that opens events meanwhile waits for that mutex, so a run
-started during another's close was measured at window + 12 s. A tracepoint is only
-unregistered when its last perf event closes, though. So after its report a helper keeps its
-events open but disabled for a short while (LINGER_S); if another helper starts counting
+kernel's event_mutex, and a perf that opens events meanwhile fails (peers.py). A tracepoint is
+only unregistered when its last perf event closes, though. So after its report a helper keeps
+its events open but disabled for a short while (LINGER_S); if another helper starts counting
 meanwhile, it holds every tracepoint itself, and this one's close costs no grace period.
-Helpers see each other through the host PID namespace, by process name (COUNTING, IDLE).
+Shards tells the other helpers which of these it is doing (peers.py).
 """
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import os
 import select
 import signal
@@ -23,39 +20,11 @@ import time
 
 from . import perf
 from .engine import HelperFailure
+from .peers import COUNTING, others_named
 
 START_TIMEOUT_S = 60.0  # opening ~700 events x CPUs on a large host takes a while
 LINGER_S = 10.0
 NUDGE_S = 1.0  # a stop perf has not answered for this long is signalled again
-COUNTING = b"spy-helper:cnt"  # a process name is at most 15 bytes
-IDLE = b"spy-helper:idle"
-PR_SET_NAME = 15
-
-
-@functools.cache
-def libc() -> ctypes.CDLL:
-    """The C library, for the calls Python has no wrapper for (mount, prctl)."""
-    return ctypes.CDLL(None, use_errno=True)
-
-
-def set_process_name(name: bytes) -> None:
-    libc().prctl(PR_SET_NAME, ctypes.c_char_p(name), 0, 0, 0)
-
-
-def other_helper_counting(proc_root: str = "/proc") -> bool:
-    me = str(os.getpid())
-    for pid in os.listdir(proc_root):
-        if not pid.isdigit() or pid == me:
-            continue
-        try:
-            with open(f"{proc_root}/{pid}/comm", "rb") as f:
-                if f.read().strip() == COUNTING:
-                    return True
-        except OSError:
-            continue  # gone, or not ours to read
-    return False
-
-
 class PerfRun:
     """One perf stat process, its control pipes and its log pipe."""
 
@@ -160,25 +129,25 @@ class PerfRun:
             lines += [d.decode(errors="replace") for d in done]
         return lines
 
-    def finish(self, linger_s: float = LINGER_S) -> int:
-        """After the report: disable the events, keep them open until another helper counts
-        or linger_s passes, then let perf close them. Returns perf's exit status. (The
-        helper's process name tells other helpers whether it counts: Shards sets it.)"""
-        if self.proc.poll() is None:
+    def linger(self) -> None:
+        """After the report: disable the events but keep them open (see the module's doc)."""
+        if self.proc.poll() is None and not self.stopping.is_set():
             try:
                 os.write(self.ctl_w, b"disable\n")
             except OSError:
                 pass
-            # perf goes on printing (zeros) every window; a full pipe would block it.
-            threading.Thread(target=self._drain, daemon=True).start()
-            deadline = time.monotonic() + linger_s
-            while time.monotonic() < deadline and self.proc.poll() is None:
-                if other_helper_counting():
-                    break
-                time.sleep(0.05)
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGINT)
+        # perf goes on printing (zeros) every window; a full pipe would block it.
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def close(self) -> int:
+        """Let perf close its events and exit (it already does after a stop); its status."""
+        if self.proc.poll() is None and not self.stopping.is_set():
+            self.proc.send_signal(signal.SIGINT)
         return self.proc.wait()
+
+    @staticmethod
+    def another_counts() -> bool:
+        return others_named(COUNTING) > 0
 
     def _drain(self) -> None:
         try:

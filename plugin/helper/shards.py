@@ -14,7 +14,8 @@ import time
 
 from . import perf
 from .engine import Counts, HelperFailure, Tick
-from .perfrun import COUNTING, IDLE, PerfRun, set_process_name
+from .peers import CLOSING, COUNTING, LINGERING, set_process_name
+from .perfrun import LINGER_S, PerfRun
 
 RESERVED_FDS = 1024  # perf's own files, pipes, libraries
 
@@ -150,11 +151,21 @@ class Shards:
         for run in self.runs:
             run.printed.set()
 
-    def finish(self) -> None:
-        """After the report: let every perf linger and close (PerfRun.finish), together."""
+    def finish(self, linger_s: float = LINGER_S) -> None:
+        """After the report: keep the events open but disabled until another helper counts or
+        linger_s passes (a perf that was stopped is closing already), then let every perf
+        close. The process's name says which, for the other helpers (peers.py)."""
         self.read_all()
-        set_process_name(IDLE)  # the process's name is its main thread's: say it here
-        threads = [threading.Thread(target=run.finish) for run in self.runs]
+        if not any(run.stopping.is_set() for run in self.runs):
+            set_process_name(LINGERING)
+            for run in self.runs:
+                run.linger()
+            deadline = time.monotonic() + linger_s
+            while time.monotonic() < deadline and not PerfRun.another_counts() \
+                    and all(run.proc.poll() is None for run in self.runs):
+                time.sleep(0.05)
+        set_process_name(CLOSING)
+        threads = [threading.Thread(target=run.close) for run in self.runs]
         for t in threads:
             t.start()
         for t in threads:

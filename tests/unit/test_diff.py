@@ -232,7 +232,8 @@ def test_other_read_errors_say_what_the_system_said(tmp_path: Path) -> None:
     (b"[" * 100_000 + b"]" * 100_000, "before.json is not JSON"),
     (b"1" * 5000, "before.json is not JSON"),
     (b"[]", "before.json is not a docker spy report: it is not a JSON object"),
-    (b'{"schema": 1, "target": {}}', "before.json is a report of schema 1; docker spy diff reads schemas 2 to 3"),
+    (b'{"schema": 1, "target": {}}',
+     "before.json is a report of schema 1; docker spy diff reads schemas 2 to 3"),
     (b'{"schema": "2"}', "before.json is not a docker spy report: it has no schema number"),
     (b'{"error": "boom"}', "before.json is not a docker spy report: it has no schema number"),
     (b'{"schema": 1, "kind": "diff"}',
@@ -416,3 +417,43 @@ def test_one_field_of_the_report_replaced(path: tuple, value: Any) -> None:
         node = node[key]
     node[path[-1]] = value
     _accepted_or_usage_error(json.dumps(doc).encode())
+
+
+def test_bpf_reports_compare_errnos_too() -> None:
+    before = diff.load(str(FIXTURES / "bpf-before.json"))
+    after = diff.load(str(FIXTURES / "bpf-after.json"))
+    result = diff.compare(before, after)
+    fchdir = next(c for c in result.syscalls if c.name == "fchdir")
+    assert fchdir.before.errnos == (("EBADF", 1000),) and fchdir.after.errnos == (("EBADF", 3000),)
+    out = io.StringIO()
+    render.write_diff(result, "json", out)
+    row = next(r for r in json.loads(out.getvalue())["syscalls"] if r["name"] == "fchdir")
+    assert row["before"]["errnos"] == {"EBADF": 1000} and row["after"]["errnos"] == {"EBADF": 3000}
+    table = render.diff_table(result, list(result.syscalls))
+    assert table.splitlines()[2].split()[-2:] == ["TOP", "ERRNO"]
+    assert next(line for line in table.splitlines() if line.startswith("fchdir")).endswith("EBADF")
+
+
+def test_a_changed_top_errno_shows_both() -> None:
+    doc = json.loads((FIXTURES / "bpf-after.json").read_text())
+    for rows in [doc["syscalls"], *(t["syscalls"] for t in doc["targets"])]:
+        fchdir = next(r for r in rows if r["name"] == "fchdir")
+        fchdir["errnos"] = {"ENOENT": 2000, "EBADF": 1000}
+    after = diff.parse(json.dumps(doc).encode(), "after.json")
+    result = diff.compare(diff.load(str(FIXTURES / "bpf-before.json")), after)
+    table = render.diff_table(result, list(result.syscalls))
+    assert next(line for line in table.splitlines() if line.startswith("fchdir")).endswith("EBADF -> ENOENT")
+
+
+def test_errnos_that_do_not_add_up_are_refused() -> None:
+    doc = json.loads((FIXTURES / "bpf-after.json").read_text())
+    next(r for r in doc["syscalls"] if r["name"] == "fchdir")["errnos"] = {"EBADF": 2999}
+    with pytest.raises(UsageError, match="errnos do not add up to its errors"):
+        diff.parse(json.dumps(doc).encode(), "after.json")
+
+
+def test_schema_2_and_3_reports_compare() -> None:
+    result = diff.compare(diff.load(str(FIXTURES / "before.json")), diff.load(str(FIXTURES / "bpf-after.json")))
+    assert result.total.after.calls == 7173
+    assert not render.has_diff_errnos(diff.compare(diff.load(str(FIXTURES / "before.json")),
+                                                   diff.load(str(FIXTURES / "after.json"))))

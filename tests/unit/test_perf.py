@@ -43,7 +43,8 @@ def test_plan_counts_at_exit_with_a_failure_filter() -> None:
     # Never return: counted where they enter, no failures.
     assert by_name["exit_group"] == [perf.Counter("exit_group", "calls", "syscalls:sys_enter_exit_group")]
     # Returns with the syscall number set to -1: its exit tracepoint never fires.
-    assert by_name["rt_sigreturn"] == [perf.Counter("rt_sigreturn", "calls", "syscalls:sys_enter_rt_sigreturn")]
+    assert by_name["rt_sigreturn"] == [
+        perf.Counter("rt_sigreturn", "calls", "syscalls:sys_enter_rt_sigreturn")]
     # Return twice, in the child with 0: a call is the parent's return.
     assert by_name["clone"] == [
         perf.Counter("clone", "calls", "syscalls:sys_exit_clone", "ret != 0"),

@@ -14,7 +14,8 @@ from plugin import report
 from plugin.errors import ContractError, HelperError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "helper"
-RECORDED = {engine: json.loads((FIXTURES / f"report-{engine}.json").read_text()) for engine in ("bpf", "perf")}
+RECORDED = {engine: json.loads((FIXTURES / f"report-{engine}.json").read_text())
+            for engine in ("bpf", "perf")}
 INTERVALS = {engine: (FIXTURES / f"intervals-{engine}.jsonl").read_bytes().splitlines()
              for engine in ("bpf", "perf")}
 PIDS = [t["pid"] for t in RECORDED["bpf"]["targets"]]
