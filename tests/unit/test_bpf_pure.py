@@ -90,7 +90,8 @@ def texts(layout: str) -> tuple[str, str]:
      "docker-48af5cb5b60ad22b0ebd3717718ab962e943e4fde924341414b4a8eb397fd040.scope", 5),
     # cgroup2 mounted with its root at /docker: the directory is below the mount, the level
     # is the cgroup's own (from the hierarchy's root).
-    ("mount-root-docker", "/sys/fs/cgroup/bccc18fc72c848e95688bf4fe68bdb0e230aa763172bb82a08d2e0f49ffd1555", 2),
+    ("mount-root-docker",
+     "/sys/fs/cgroup/bccc18fc72c848e95688bf4fe68bdb0e230aa763172bb82a08d2e0f49ffd1555", 2),
     ("v1-perf-event-cgroupfs", "/sys/fs/cgroup/unified/docker/"
      "c21b78ce9f4173f175efe1d4d0f06eaf13b0cf151919976e3561319528dcc999", 2),
 ])

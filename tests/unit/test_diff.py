@@ -453,7 +453,8 @@ def test_errnos_that_do_not_add_up_are_refused() -> None:
 
 
 def test_schema_2_and_3_reports_compare() -> None:
-    result = diff.compare(diff.load(str(FIXTURES / "before.json")), diff.load(str(FIXTURES / "bpf-after.json")))
+    result = diff.compare(diff.load(str(FIXTURES / "before.json")),
+                          diff.load(str(FIXTURES / "bpf-after.json")))
     assert result.total.after.calls == 7173
     assert not render.has_diff_errnos(diff.compare(diff.load(str(FIXTURES / "before.json")),
                                                    diff.load(str(FIXTURES / "after.json"))))
