@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 BASE_IMAGE = os.environ.get("SPY_BASE_IMAGE", "debian:trixie-slim")
 HELPER_LABEL = "io.docker-spy.role=helper-container"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+ENGINES = ("bpf", "perf")
 
 
 def unavailable(reason: str) -> None:
@@ -80,13 +81,15 @@ class Target:
     id: str
     spy_dir: Path
 
-    def trigger(self, n: int, forks: int = 0, timeout: float = 30) -> None:
-        """Make the target do exactly n getppid calls, n failing fchdir calls and `forks`
-        fork calls, now."""
+    def trigger(self, n: int, forks: int = 0, signals: int = 0, sleeps: int = 0,
+                timeout: float = 30) -> None:
+        """Make the target do exactly n getppid calls, n failing fchdir calls, `forks` fork
+        calls, `signals` signals to itself (as many rt_sigreturn) and `sleeps` clock_nanosleep
+        calls of 20 ms, now."""
         done = self.spy_dir / "done"
         done.unlink(missing_ok=True)
         tmp = self.spy_dir / "go.tmp"
-        tmp.write_text(f"{n} {forks}")
+        tmp.write_text(f"{n} {forks} {signals} {sleeps}")
         tmp.rename(self.spy_dir / "go")
         deadline = time.monotonic() + timeout
         while not done.exists():
@@ -123,12 +126,20 @@ def second_target(workload: Path, tmp_path: Path) -> Iterator[Target]:
     yield from running_target(workload, tmp_path / "spy-second")
 
 
+@pytest.fixture(params=ENGINES)
+def spy_engine(request: pytest.FixtureRequest) -> str:
+    """Each exactness test runs on both engines: `--engine bpf` and `--engine perf`."""
+    return request.param
+
+
 @dataclass
 class SpyRun:
-    """A `docker spy` process whose stderr is watched for the moment counting starts."""
+    """A `docker spy` process whose stderr is watched for the moment counting starts. Every
+    wait is bounded: a plugin that hangs fails its test, and is killed, instead of hanging CI."""
 
     proc: subprocess.Popen[str]
     stderr_lines: list[str] = field(default_factory=list)
+    stdout_parts: list[str] = field(default_factory=list)
     counting: threading.Event = field(default_factory=threading.Event)
 
     def _pump(self) -> None:
@@ -138,15 +149,27 @@ class SpyRun:
             if "counting" in line:
                 self.counting.set()
 
+    def _read_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        while chunk := self.proc.stdout.read(65536):
+            self.stdout_parts.append(chunk)
+
     def wait_counting(self, timeout: float = 120) -> None:
-        assert self.counting.wait(timeout), "counting never started:\n" + "".join(self.stderr_lines)
+        if not self.counting.wait(timeout):
+            self.proc.kill()
+            raise AssertionError("counting never started:\n" + "".join(self.stderr_lines))
 
     def finish(self, timeout: float = 120) -> tuple[int, str, str]:
-        assert self.proc.stdout is not None
-        out = self.proc.stdout.read()
-        code = self.proc.wait(timeout)
-        self._thread.join(5)
-        return code, out, "".join(self.stderr_lines)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+            raise AssertionError(f"docker spy did not end within {timeout:g} s:\n"
+                                 + "".join(self.stderr_lines)) from None
+        self._out.join(10)
+        self._thread.join(10)
+        return code, "".join(self.stdout_parts), "".join(self.stderr_lines)
 
 
 def start_spy(env: dict[str, str], *args: str, new_session: bool = False,
@@ -158,7 +181,9 @@ def start_spy(env: dict[str, str], *args: str, new_session: bool = False,
                             start_new_session=new_session)
     spy = SpyRun(proc)
     spy._thread = threading.Thread(target=spy._pump, daemon=True)  # type: ignore[attr-defined]
+    spy._out = threading.Thread(target=spy._read_stdout, daemon=True)  # type: ignore[attr-defined]
     spy._thread.start()  # type: ignore[attr-defined]
+    spy._out.start()  # type: ignore[attr-defined]
     return spy
 
 

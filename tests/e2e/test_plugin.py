@@ -16,9 +16,10 @@ pytestmark = pytest.mark.e2e
 
 
 def test_several_containers_exact_counts_in_their_own_columns(
-        docker_env: dict[str, str], helper_image: str, target: Target, second_target: Target) -> None:
+        docker_env: dict[str, str], helper_image: str, target: Target, second_target: Target,
+        spy_engine: str) -> None:
     spy = start_spy(docker_env, target.name, second_target.name, "-d", "3s", "--format", "json",
-                    "-l", "info")
+                    "-l", "info", "--engine", spy_engine)
     spy.wait_counting()
     target.trigger(1111, forks=3)
     second_target.trigger(2222)
@@ -35,9 +36,9 @@ def test_several_containers_exact_counts_in_their_own_columns(
 
 
 def test_several_containers_table(docker_env: dict[str, str], helper_image: str, target: Target,
-                                  second_target: Target) -> None:
+                                  second_target: Target, spy_engine: str) -> None:
     spy = start_spy(docker_env, target.name, second_target.name, "-d", "2s", "--no-trunc",
-                    "-l", "info")
+                    "-l", "info", "--engine", spy_engine)
     spy.wait_counting()
     target.trigger(1234)
     second_target.trigger(4321)
@@ -51,13 +52,14 @@ def test_several_containers_table(docker_env: dict[str, str], helper_image: str,
 
 
 def test_filter_picks_a_labelled_group(docker_env: dict[str, str], helper_image: str,
-                                       workload: Path, tmp_path: Path, target: Target) -> None:
+                                       workload: Path, tmp_path: Path, target: Target,
+                                       spy_engine: str) -> None:
     group = f"spy-e2e-{secrets.token_hex(3)}"
     members = [start_target(workload, tmp_path / f"member{i}", "--label", f"shop={group}")
                for i in range(2)]
     try:
         spy = start_spy(docker_env, "--filter", f"label=shop={group}", "-d", "2s",
-                        "--format", "json", "-l", "info")
+                        "--format", "json", "-l", "info", "--engine", spy_engine)
         spy.wait_counting()
         for i, member in enumerate(members):
             member.trigger(100 * (i + 1))
@@ -77,14 +79,17 @@ def test_filter_picks_a_labelled_group(docker_env: dict[str, str], helper_image:
         run("docker", "rm", "-f", *(m.name for m in members), check=False)
 
 
-def test_live_json_lines_add_up(docker_env: dict[str, str], helper_image: str, target: Target) -> None:
-    spy = start_spy(docker_env, target.name, "-d", "3500ms", "--interval", "1s", "-l", "info")
+def test_live_json_lines_add_up(docker_env: dict[str, str], helper_image: str, target: Target,
+                                spy_engine: str) -> None:
+    spy = start_spy(docker_env, target.name, "-d", "3500ms", "--interval", "1s", "-l", "info",
+                    "--engine", spy_engine)
     spy.wait_counting()
     target.trigger(3000)
     code, out, err = spy.finish()
     assert code == 0, err
     lines = [json.loads(line) for line in out.splitlines()]  # stdout is a pipe: JSON lines
-    assert len(lines) >= 3 and [d["index"] for d in lines] == list(range(1, len(lines) + 1))
+    # 1 s, 2 s, 3 s and the last half second: four lines
+    assert [d["index"] for d in lines] == [1, 2, 3, 4]
     assert all(d["kind"] == "interval" for d in lines)
     last = lines[-1]
     assert syscall(last, "getppid")["calls"] == 3000 and syscall(last, "fchdir")["errors"] == 3000

@@ -34,9 +34,9 @@ def interrupt(spy, sig: int) -> None:
 
 @pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupt_reports_what_was_counted(docker_env, helper_image, target: Target,
-                                            sig: int, status: int) -> None:
+                                            sig: int, status: int, spy_engine: str) -> None:
     spy = start_spy(docker_env, target.name, "-d", "60s", "--format", "json", "-l", "info",
-                    new_session=True)
+                    "--engine", spy_engine, new_session=True)
     spy.wait_counting()
     target.trigger(N)
     started = time.monotonic()
@@ -83,23 +83,52 @@ def test_until_ctrl_c_is_a_whole_report(docker_env, helper_image, target: Target
     assert doc["window"]["requested_seconds"] is None and doc["stopped"] is None
 
 
-def test_target_stopping_during_the_window(docker_env, helper_image, target: Target) -> None:
-    spy = start_spy(docker_env, target.name, "-d", "60s", "--format", "json", "-l", "info")
-    spy.wait_counting()
-    target.trigger(N)
-    run("docker", "kill", target.name)
-    code, out, err = spy.finish()
-    assert code == 0, err
-    doc = json.loads(out)
-    assert doc["partial"] is True and doc["stopped"] == "target-exited"
-    assert syscall(doc, "getppid")["calls"] == N
-    assert f"container {target.name} stopped during the window" in err
+def test_target_stopping_during_the_window_five_times(docker_env, helper_image, workload: Path,
+                                                     tmp_path: Path, spy_engine: str) -> None:
+    # Back to back: with perf, each run's perf closes (~15 s) while the next one starts.
+    for i in range(5):
+        target = start_target(workload, tmp_path / f"spy{i}")
+        try:
+            spy = start_spy(docker_env, target.name, "-d", "60s", "--format", "json", "-l", "info",
+                            "--engine", spy_engine)
+            spy.wait_counting()
+            target.trigger(N + i)
+            run("docker", "kill", target.name)
+            code, out, err = spy.finish()
+            assert code == 0, f"run {i}: {err}"
+            doc = json.loads(out)
+            assert doc["partial"] is True and doc["stopped"] == "target-exited", f"run {i}"
+            assert doc["targets"][0]["exited"] is True
+            assert syscall(doc, "getppid")["calls"] == N + i, f"run {i}"
+            assert f"container {target.name} stopped during the window" in err
+            assert 0 < doc["window"]["measured_seconds"] < 60
+        finally:
+            run("docker", "rm", "-f", target.name, check=False)
     assert wait_no_helpers() == []
 
 
-def test_two_spies_on_one_container(docker_env, helper_image, target: Target) -> None:
-    spies = [start_spy(docker_env, target.name, "-d", "8s", "--format", "json", "-l", "info")
-             for _ in range(2)]
+def test_a_short_lived_container_five_times(docker_env, helper_image) -> None:
+    # A container that exits on its own 2.5 s after it started, spied for 5 s, five times
+    # back to back (one run's helper still closing as the next starts): a partial report of
+    # what it did, the warning, exit 0, every time. The default engine.
+    for i in range(5):
+        name = f"spy-e2e-short-{os.getpid()}-{i}"
+        run("docker", "run", "-d", "--name", name, BASE_IMAGE, "sleep", "2.5")
+        try:
+            proc = run("docker", "spy", name, "-d", "5s", "--format", "json", env=docker_env,
+                       check=False, timeout=60)
+            assert proc.returncode == 0, f"run {i}: {proc.stderr}"
+            doc = json.loads(proc.stdout)
+            assert doc["partial"] is True and doc["stopped"] == "target-exited", f"run {i}"
+            assert syscall(doc, "exit_group")["calls"] == 1  # sleep's own end, counted
+            assert f"container {name} stopped during the window" in proc.stderr
+        finally:
+            run("docker", "rm", "-f", name, check=False)
+
+
+def test_two_spies_on_one_container(docker_env, helper_image, target: Target, spy_engine: str) -> None:
+    spies = [start_spy(docker_env, target.name, "-d", "8s", "--format", "json", "-l", "info",
+                       "--engine", spy_engine) for _ in range(2)]
     for spy in spies:
         spy.wait_counting()
     target.trigger(N)
@@ -110,9 +139,9 @@ def test_two_spies_on_one_container(docker_env, helper_image, target: Target) ->
 
 
 def test_two_spies_on_two_containers(docker_env, helper_image, target: Target,
-                                     second_target: Target) -> None:
-    pairs = [(t, start_spy(docker_env, t.name, "-d", "8s", "--format", "json", "-l", "info"))
-             for t in (target, second_target)]
+                                     second_target: Target, spy_engine: str) -> None:
+    pairs = [(t, start_spy(docker_env, t.name, "-d", "8s", "--format", "json", "-l", "info",
+                           "--engine", spy_engine)) for t in (target, second_target)]
     for _, spy in pairs:
         spy.wait_counting()
     target.trigger(1111)
@@ -125,9 +154,10 @@ def test_two_spies_on_two_containers(docker_env, helper_image, target: Target,
 
 
 def test_millions_of_calls_per_second_are_all_counted(docker_env, helper_image,
-                                                      target: Target) -> None:
+                                                      target: Target, spy_engine: str) -> None:
     many = 40_000_000
-    spy = start_spy(docker_env, target.name, "-d", "120s", "--format", "json", "-l", "info")
+    spy = start_spy(docker_env, target.name, "-d", "120s", "--format", "json", "-l", "info",
+                    "--engine", spy_engine)
     spy.wait_counting()
     started = time.monotonic()
     target.trigger(many, timeout=115)
@@ -268,6 +298,9 @@ CATALOGUE = [
     ("filter key unknown", "@target", ["--filter", "bogus=1"], 2, "refused the filter"),
     ("interval longer than the window", "@target", ["-d", "1s", "-i", "5s"], 2,
      "--interval is longer than --duration"),
+    ("latency with perf", "@target", ["--latency", "--engine", "perf"], 2,
+     "--latency needs the BPF engine"),
+    ("unknown engine", "@target", ["--engine", "dtrace"], 2, "invalid choice"),
     ("audit profile missing", "@target", ["--audit-profile", "/nonexistent/p.json"], 1,
      "cannot read the seccomp profile"),
     ("profile folder missing", "@target", ["--seccomp-profile", "/nonexistent/p.json"], 1,
@@ -295,7 +328,7 @@ def test_bad_input(request, docker_env, what: str, ref: str, extra: list[str], s
 
 
 def test_twenty_containers_in_one_run(docker_env, helper_image, workload: Path,
-                                      tmp_path: Path) -> None:
+                                      tmp_path: Path, spy_engine: str) -> None:
     group = f"spy-e2e-{os.getpid()}-{time.monotonic_ns()}"
     members: list[Target] = []
     try:
@@ -303,7 +336,7 @@ def test_twenty_containers_in_one_run(docker_env, helper_image, workload: Path,
             members.append(start_target(workload, tmp_path / f"member{i}",
                                         "--label", f"spy-e2e-group={group}"))
         spy = start_spy(docker_env, "--filter", f"label=spy-e2e-group={group}", "-d", "10s",
-                        "--format", "json", "-l", "info")
+                        "--format", "json", "-l", "info", "--engine", spy_engine)
         spy.wait_counting(timeout=180)
         for i, member in enumerate(members):
             member.trigger(100 * (i + 1))

@@ -14,6 +14,7 @@ pytestmark = pytest.mark.e2e
 
 N = 12345
 FORKS = 37
+SIGNALS = 23
 
 
 def test_metadata_is_the_plugin_protocol() -> None:
@@ -36,25 +37,26 @@ def test_help_documents_every_option(docker_env: dict[str, str]) -> None:
     for option in ("--duration", "--interval", "--filter", "--format", "--top", "--sort", "--all",
                    "--no-trunc", "--by-class", "--seccomp-profile", "--audit-profile",
                    "--helper-image", "--privileged", "--quiet", "--debug", "--log-level",
+                   "--engine", "--latency",
                    "examples:"):
         assert option in proc.stdout, option
 
 
 def spy_triggered(env: dict[str, str], target: Target, n: int, *args: str,
-                  forks: int = 0) -> tuple[int, str, str]:
+                  forks: int = 0, signals: int = 0, sleeps: int = 0) -> tuple[int, str, str]:
     spy = start_spy(env, target.name, "--log-level", "info", *args)
     spy.wait_counting()
-    target.trigger(n, forks)
+    target.trigger(n, forks, signals, sleeps)
     return spy.finish()
 
 
 def test_exact_counts_of_calls_and_failed_calls(
-        docker_env: dict[str, str], helper_image: str, target: Target) -> None:
+        docker_env: dict[str, str], helper_image: str, target: Target, spy_engine: str) -> None:
     code, out, err = spy_triggered(docker_env, target, N, "--duration", "3s", "--format", "json",
-                                   forks=FORKS)
+                                   "--engine", spy_engine, forks=FORKS, signals=SIGNALS)
     assert code == 0, err
     doc = json.loads(out)
-    assert doc["schema"] == 2 and doc["kind"] == "report"
+    assert doc["schema"] == 3 and doc["kind"] == "report" and doc["engine"] == spy_engine
     assert doc["partial"] is False
     (only,) = doc["targets"]
     assert only["id"] == target.id and only["name"] == target.name and only["exited"] is False
@@ -67,33 +69,48 @@ def test_exact_counts_of_calls_and_failed_calls(
     assert syscall(doc, "fork")["calls"] == FORKS
     assert syscall(doc, "fork")["errors"] == 0
     assert syscall(doc, "exit_group")["calls"] == FORKS
+    # Each signal the handler caught returns through rt_sigreturn, counted where it enters.
+    assert syscall(doc, "kill")["calls"] == SIGNALS
+    assert syscall(doc, "rt_sigreturn")["calls"] == SIGNALS
+    assert syscall(doc, "rt_sigreturn")["errors"] == 0
     assert doc["window"]["requested_seconds"] == 3.0
     assert 2.9 < doc["window"]["measured_seconds"] < 3.5
     assert doc["host"]["kernel"] == os.uname().release
-    assert doc["host"]["perf"][0].isdigit()
+    tool = "libbpf " if spy_engine == "bpf" else "perf "
+    assert doc["host"]["engine_version"].startswith(tool)
     assert doc["host"]["cgroup_version"] in (1, 2)
+    if spy_engine == "bpf":  # why the calls failed, and what counting cost
+        assert syscall(doc, "fchdir")["errnos"] == {"EBADF": N}
+        assert doc["cost"]["runs"] > 2 * N and doc["cost"]["run_time_ns"] > 0
+    else:
+        assert "errnos" not in syscall(doc, "fchdir") and "cost" not in doc
     assert all(row["calls"] or row["errors"] for row in doc["syscalls"])
     assert wait_no_helpers() == [], "a helper container was left behind"
 
 
-def test_table_output(docker_env: dict[str, str], helper_image: str, target: Target) -> None:
-    code, out, err = spy_triggered(docker_env, target, N, "-d", "2s", "--top", "2")
+def test_table_output(docker_env: dict[str, str], helper_image: str, target: Target,
+                      spy_engine: str) -> None:
+    code, out, err = spy_triggered(docker_env, target, N, "-d", "2s", "--top", "2", "--engine", spy_engine)
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].startswith(f"{target.name} ({target.id[:12]}): ")
     rows = {line.split()[0]: line.split() for line in lines[2:] if line and line[0].isalpha()}
-    assert rows["SYSCALL"] == ["SYSCALL", "CALLS", "ERRORS", "CALLS/S", "SHARE"]
+    errno = ["ERRNO"] if spy_engine == "bpf" else []  # only BPF tells why calls failed
+    assert rows["SYSCALL"] == ["SYSCALL", "CALLS", "ERRORS", *errno, "CALLS/S", "SHARE"]
     assert rows["getppid"][1:3] == [f"{N:,}", "0"]
     assert rows["fchdir"][1:3] == [f"{N:,}", f"{N:,}"]
+    if spy_engine == "bpf":
+        assert rows["fchdir"][3:5] == ["EBADF", "100%"]
     assert "total" in rows
     assert len(rows) == 4  # the header, the two --top rows, the total
     assert "{" not in err.replace("{}", "")  # logs are not JSON dumped at the user
 
 
 def test_runs_straight_after_each_other_are_exact(
-        docker_env: dict[str, str], helper_image: str, target: Target) -> None:
-    for n in (1000, 2000):
-        code, out, err = spy_triggered(docker_env, target, n, "-d", "1s", "--format", "json")
+        docker_env: dict[str, str], helper_image: str, target: Target, spy_engine: str) -> None:
+    for n in (1000, 2000, 3000, 4000, 5000):
+        code, out, err = spy_triggered(docker_env, target, n, "-d", "1s", "--format", "json",
+                                       "--engine", spy_engine)
         assert code == 0, err
         assert syscall(json.loads(out), "getppid")["calls"] == n
     assert wait_no_helpers() == []
@@ -140,15 +157,16 @@ def test_install_and_uninstall(tmp_path, engine: None) -> None:
 
 
 def test_csv_sorted_by_name_with_every_syscall(docker_env: dict[str, str], helper_image: str,
-                                               target: Target) -> None:
+                                               target: Target, spy_engine: str) -> None:
     import csv
     import io
 
     code, out, err = spy_triggered(docker_env, target, 500, "-d", "1s", "--format", "csv",
-                                   "--sort", "name", "--all")
+                                   "--sort", "name", "--all", "--engine", spy_engine)
     assert code == 0, err
     rows = list(csv.reader(io.StringIO(out)))
-    assert rows[0] == ["container", "syscall", "calls", "errors", "calls_per_second", "share_percent"]
+    extra = ["errnos"] if spy_engine == "bpf" else []
+    assert rows[0] == ["container", "syscall", "calls", "errors", "calls_per_second", "share_percent", *extra]
     assert {r[0] for r in rows[1:]} == {target.name}
     names = [r[1] for r in rows[1:]]
     assert names == sorted(names) and len(names) > 300  # every syscall, the called or not

@@ -1,35 +1,49 @@
-/* The e2e target: each time the host writes "N F" into /spy/go, it makes exactly N getppid
- * calls, N failing fchdir(-1) calls (EBADF) and F fork calls (each child exits at once),
- * then writes /spy/done. Triggered from the host
- * through a bind mount, never by `docker exec` (which would run inside the target's cgroup
- * and be counted too). Built statically on the host: the target image needs nothing. */
+/* The e2e target: each time the host writes "N F S Z" into /spy/go, it makes exactly N getppid
+ * calls, N failing fchdir(-1) calls (EBADF), F fork calls (each child exits at once), S
+ * signals to itself that a handler catches (S rt_sigreturn calls), and Z clock_nanosleep
+ * calls of 20 ms each, then writes /spy/done (F, S and Z may be left out: 0). Triggered from
+ * the host through a bind mount, never by `docker exec` (which would run inside the target's
+ * cgroup and be counted too). Built statically on the host: the target image needs nothing. */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-static void read_numbers(const char *path, long *n, long *forks) {
-    char buf[64] = {0};
-    *n = *forks = 0;
+static volatile sig_atomic_t caught;
+
+static void on_signal(int sig) {
+    (void)sig;
+    caught++;
+}
+
+static void read_numbers(const char *path, long *n, long *forks, long *signals, long *sleeps) {
+    char buf[96] = {0};
+    *n = *forks = *signals = *sleeps = 0;
     int fd = open(path, O_RDONLY);
     if (fd < 0) return;
-    if (read(fd, buf, sizeof buf - 1) > 0) sscanf(buf, "%ld %ld", n, forks);
+    if (read(fd, buf, sizeof buf - 1) > 0) sscanf(buf, "%ld %ld %ld %ld", n, forks, signals, sleeps);
     close(fd);
 }
 
 int main(void) {
-    const struct timespec tick = {0, 5 * 1000 * 1000};
+    const struct timespec tick = {0, 5 * 1000 * 1000}, nap = {0, 20 * 1000 * 1000};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGUSR1, &sa, NULL);
     for (;;) {
         if (access("/spy/go", F_OK) != 0) {
             nanosleep(&tick, NULL);
             continue;
         }
-        long n, forks;
-        read_numbers("/spy/go", &n, &forks);
+        long n, forks, signals, sleeps;
+        read_numbers("/spy/go", &n, &forks, &signals, &sleeps);
         unlink("/spy/go");
         for (long i = 0; i < n; i++) syscall(SYS_getppid);
         for (long i = 0; i < n; i++) syscall(SYS_fchdir, -1);
@@ -38,6 +52,9 @@ int main(void) {
             if (syscall(SYS_fork) == 0) syscall(SYS_exit_group, 0);
             wait(NULL);
         }
+        /* One kill and one rt_sigreturn per signal: the handler runs on the way back. */
+        for (long i = 0; i < signals; i++) syscall(SYS_kill, syscall(SYS_getpid), SIGUSR1);
+        for (long i = 0; i < sleeps; i++) syscall(SYS_clock_nanosleep, CLOCK_MONOTONIC, 0, &nap, NULL);
         int fd = open("/spy/done", O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd >= 0) close(fd);
     }
