@@ -10,16 +10,15 @@ import argparse
 import json
 import os
 import re
-import signal
 import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
 from .errors import ExitStatus, SpyError, Terminated, UsageError, interrupt_status
+from .interrupts import Interrupts, in_background
 
 PLUGIN_NAME = "spy"
 URL = "https://github.com/docker-spy/docker-spy"
@@ -240,24 +239,10 @@ def threading_is_main() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-# One Ctrl-C can reach the plugin twice: from the terminal, and as the docker CLI closing its
-# socket. Signals this close together are one interrupt; a later one is a second Ctrl-C.
-SAME_INTERRUPT_S = 0.5
-_last_interrupt = [float("-inf")]
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    now = time.monotonic()
-    if now - _last_interrupt[0] < SAME_INTERRUPT_S:
-        return
-    _last_interrupt[0] = now
-    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
-
-
-def watch_cli_socket(environ: dict[str, str]) -> None:
+def watch_cli_socket(environ: dict[str, str], interrupts: Interrupts) -> None:
     """The docker CLI cancels a plugin whose output is not a terminal by closing the socket
-    it names in DOCKER_CLI_PLUGIN_SOCKET (cli-plugins/socket, ConnectAndWait): its EOF
-    becomes a Ctrl-C here."""
+    it names in DOCKER_CLI_PLUGIN_SOCKET (cli-plugins/socket, ConnectAndWait): its EOF is an
+    interrupt here (interrupts.py says which)."""
     address = environ.get("DOCKER_CLI_PLUGIN_SOCKET")
     if not address:
         return
@@ -276,10 +261,10 @@ def watch_cli_socket(environ: dict[str, str]) -> None:
             while conn.recv(1):
                 pass
         except OSError:
-            return
-        signal.raise_signal(signal.SIGINT)
+            pass  # reset, or closed here: the docker CLI went away all the same
+        interrupts.socket_closed()
 
-    threading.Thread(target=wait_for_eof, name="docker-cli-socket", daemon=True).start()
+    in_background(wait_for_eof, "docker-cli-socket")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -288,15 +273,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(metadata(), indent=2))
         return ExitStatus.OK
     debug = False
-    previous = {}
-    if threading_is_main():
-        previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    interrupts = Interrupts()
+    restore = interrupts.install() if threading_is_main() else None
     try:
         global_flags, args = split_global(argv)
         debug = bool(global_flags.get("debug"))
         from . import commands  # the heavy imports start here
 
-        return commands.dispatch(global_flags, args)
+        return commands.dispatch(global_flags, args, interrupts)
     except SpyError as e:
         print(e.line(), file=sys.stderr)
         if debug or "--debug" in argv or "-D" in argv:
@@ -313,8 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return ExitStatus.ERROR
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        if restore is not None:
+            restore()
 
 
 def plugin_link(config: str | None) -> Path:

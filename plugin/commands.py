@@ -6,7 +6,6 @@ so the plugin-metadata path stays light.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -17,11 +16,10 @@ from typing import Any
 
 import structlog
 
-from . import __version__, daemon, helper_image, launcher, live, render, report, target
+from . import __version__, daemon, helper_image, render
 from .cli import (
     COMMANDS,
     COMPLETE,
-    MAX_SECONDS,
     OneLineParser,
     SpyOptions,
     add_logging_options,
@@ -33,10 +31,10 @@ from .cli import (
     spy_parser,
     watch_cli_socket,
 )
-from .errors import ExitStatus, SpyError, UsageError, interrupt_status
+from .errors import ExitStatus, SpyError, UsageError
+from .interrupts import Interrupts
 
 log = structlog.get_logger(__name__)
-COST_WARNING = 0.01  # of the host's CPU time: above it, docker spy says what it cost
 
 
 def _log_level(global_flags: dict[str, Any], debug: bool, level: str | None) -> str:
@@ -54,9 +52,9 @@ def _global_options(flags: dict[str, Any]) -> daemon.GlobalOptions:
     )
 
 
-def dispatch(global_flags: dict[str, Any], args: Sequence[str]) -> int:
+def dispatch(global_flags: dict[str, Any], args: Sequence[str], interrupts: Interrupts) -> int:
     prog = "docker spy"
-    watch_cli_socket(dict(os.environ))
+    watch_cli_socket(dict(os.environ), interrupts)
     if not args or args[0] in ("help", "-h", "--help"):
         setup_logging("warning")
         spy_parser(prog).print_help()
@@ -88,7 +86,9 @@ def dispatch(global_flags: dict[str, Any], args: Sequence[str]) -> int:
         raise UsageError("--interval is longer than --duration")
     if opts.interval is not None and opts.fmt == "csv":
         raise UsageError("--interval prints a live table or JSON lines, not CSV")
-    return spy(_global_options(global_flags), opts)
+    from . import spying
+
+    return spying.spy(_global_options(global_flags), opts, interrupts)
 
 
 def _command(global_flags: dict[str, Any], name: str, rest: Sequence[str]) -> int:
@@ -138,97 +138,6 @@ def _command(global_flags: dict[str, Any], name: str, rest: Sequence[str]) -> in
     if name == "install":
         return install(link)
     return uninstall(link)
-
-
-def _display_mode(opts: SpyOptions) -> str:
-    if opts.interval is not None:
-        return "frames" if opts.fmt == "table" and sys.stdout.isatty() else "lines"
-    if opts.seconds is not None and not opts.quiet and sys.stderr.isatty():
-        return "progress"
-    return "none"
-
-
-def spy(globals_: daemon.GlobalOptions, opts: SpyOptions) -> int:
-    for ref in opts.containers:
-        target.check_reference(ref)  # bad input fails before any engine is asked
-    target.parse_filters(opts.filters)
-    profile = None
-    if opts.audit_profile or opts.seccomp_profile:
-        from . import seccomp
-
-        profile = seccomp.load_profile(opts.audit_profile) if opts.audit_profile else None
-        if opts.seccomp_profile:
-            seccomp.check_destination(opts.seccomp_profile)
-    client = daemon.connect(globals_)
-    targets = tuple(target.resolve_all(client, opts.containers, opts.filters))
-    names = ", ".join(t.name for t in targets)
-    progress = progress_printer(opts.quiet or not sys.stderr.isatty())
-    image = helper_image.ensure(client, opts.helper_image, progress_printer(opts.quiet))
-    seconds = opts.seconds if opts.seconds is not None else MAX_SECONDS
-    view = render.View(opts.fmt, opts.top, opts.sort, opts.all, opts.no_trunc, opts.by_class)
-    mode = _display_mode(opts)
-    interval = opts.interval if mode in ("frames", "lines") else (
-        live.progress_interval(seconds) if mode == "progress" else None)
-    infos = [report.TargetInfo(t.id, t.name, t.pid) for t in targets]
-    display = live.Display(live.Totals(infos), mode, view, sys.stdout, sys.stderr, opts.seconds)
-
-    def on_event(event: dict) -> None:
-        if event["event"] == "counting":
-            log.info("counting", containers=names, cgroups=event.get("cgroups"),
-                     counters=event.get("counters"))
-            window = f"for {opts.seconds:g} s" if opts.seconds else "until Ctrl-C"
-            if mode in ("none", "progress"):
-                progress(f"counting the syscalls of {names} {window}...")
-        elif event["event"] == "engine":
-            why = str(event.get("reason"))[:200]
-            lost = "; --latency is not measured" if opts.latency else ""
-            log.warning(f"counting with perf: the BPF engine cannot run here ({why}){lost}")
-        elif event["event"] == "warning":
-            log.warning("helper", message=str(event.get("message"))[:300])
-
-    spec = launcher.HelperRun(image, targets, seconds, opts.privileged, interval, opts.engine,
-                              opts.latency)
-    try:
-        raw, interrupt = launcher.run(client, spec, on_event, display)
-    finally:
-        display.close()
-    rep = report.from_helper(raw, targets=infos, requested_seconds=seconds)
-    if opts.seconds is None:
-        # Counting until Ctrl-C: no window was asked for, and the interrupt is its end.
-        rep = dataclasses.replace(rep, window=dataclasses.replace(rep.window, requested_seconds=None))
-        if rep.stopped == "interrupted":
-            rep = dataclasses.replace(rep, partial=False, stopped=None)
-    observed = {s.name: s.calls for s in rep.syscalls if s.calls}
-    audit = None
-    if profile is not None:
-        audit = seccomp.audit(observed, profile, rep.host.arch, kernel=rep.host.kernel)
-    if mode == "lines":
-        pass  # the intervals were the output
-    elif audit is not None and opts.fmt == "json":
-        doc = render.document(rep, view)
-        doc["audit"] = seccomp.audit_document(audit)  # one document, so `| jq` still works
-        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
-    else:
-        render.write(rep, view, sys.stdout)
-    for t in rep.targets:
-        if t.exited:
-            log.warning(f"container {t.target.name} stopped during the window: its counts end there")
-    if rep.cost is not None and rep.cost.share(rep.window.measured_seconds, rep.host.cpus) > COST_WARNING:
-        share = rep.cost.share(rep.window.measured_seconds, rep.host.cpus)
-        log.warning(f"counting took {100 * share:.1f}% of the host's CPU time over the window "
-                    f"({rep.cost.runs:,} runs of its BPF programs, {rep.cost.run_time_ns / 1e9:.2f} s)")
-    if opts.seccomp_profile:
-        summary = seccomp.write_profile(observed, rep.host.arch, opts.seccomp_profile)
-        progress_printer(opts.quiet)(str(summary))
-    if audit is not None and not (opts.fmt == "json" and mode != "lines"):
-        # Beside a table, below it; beside CSV or JSON lines, on stderr, out of their way.
-        stream = sys.stdout if opts.fmt == "table" and mode != "lines" else sys.stderr
-        stream.write("\n")
-        seccomp.write_audit(audit, "table", stream)
-    status = ExitStatus.DENIED if audit is not None and audit.would_deny else ExitStatus.OK
-    if interrupt is not None and opts.seconds is not None:
-        return interrupt_status(interrupt)
-    return status
 
 
 def _executable() -> Path:

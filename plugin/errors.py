@@ -59,3 +59,12 @@ class HelperError(SpyError):
 
 class ContractError(HelperError):
     """The helper printed something that is not a valid report."""
+
+
+class InterruptedEarly(SpyError):
+    """Ctrl-C or SIGTERM before counting started: nothing was counted, so no report."""
+
+    def __init__(self, interrupt: KeyboardInterrupt) -> None:
+        what = "terminated" if isinstance(interrupt, Terminated) else "interrupted"
+        super().__init__(f"{what} before counting started")
+        self.exit_status = interrupt_status(interrupt)

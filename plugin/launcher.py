@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import json
 import secrets
+import select
 import socket
+import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from . import __version__
-from .errors import DaemonError, HelperError
+from .errors import DaemonError, HelperError, InterruptedEarly
 from .helper_image import LABEL_ROLE, LABEL_VERSION
+from .interrupts import Interrupts
 from .report import MAX_DOCUMENT_BYTES, SCHEMA
 from .target import Target
 
@@ -34,7 +37,9 @@ HELPER_ROLE = "helper-container"
 EXPIRY_SLACK_SECONDS = 600
 # The helper's own deadlines (start, print) bound a healthy run; this bounds a broken one.
 SLACK_SECONDS = 120.0
+CREATED_GRACE_S = 60.0  # a helper still only created after this was left by a run that died
 STDOUT, STDERR = 1, 2
+FRAME_HEADER = struct.Struct(">BxxxL")
 INTERVAL_PREFIX = b'{"schema":%d,"kind":"interval"' % SCHEMA
 
 log = structlog.get_logger(__name__)
@@ -101,15 +106,24 @@ def container_config(run: HelperRun, now: float) -> dict[str, Any]:
 
 
 class _Session:
-    """The attach stream of one helper: stdout collects the document, stderr carries events."""
+    """The attach stream of one helper: stdout collects the document, stderr carries events.
 
-    def __init__(self, sock: Any, engine_answers: Callable[[], bool]) -> None:
+    Read with its own demultiplexer (the engine's 8-byte frame headers), not the SDK's
+    frames_iter: that one polls the socket with no timeout, so a helper that never answers
+    would hang the plugin, and nothing could wake it for a Ctrl-C told by the docker CLI's
+    socket. Here every wait is on the socket and the interrupts' wakeup pipe, with a deadline.
+    """
+
+    def __init__(self, sock: Any, engine_answers: Callable[[], bool], interrupts: Interrupts) -> None:
         self.sock = sock
         self.engine_answers = engine_answers
+        self.interrupts = interrupts
         self.raw: socket.socket = getattr(sock, "_sock", sock)
+        self.buffer = b""  # read from the socket, not yet a whole frame
         self.stdout = b""
         self.stderr = b""
         self.stderr_lines: list[str] = []
+        self.ended = False
 
     def send(self, data: bytes) -> None:
         try:
@@ -124,32 +138,63 @@ class _Session:
             except OSError:
                 pass
 
+    def _receive(self, deadline: float) -> bool:
+        """More bytes into the buffer; False at the stream's end. Raises the first interrupt
+        when one comes, and HelperError when the deadline passes."""
+        while True:
+            self.interrupts.check()
+            pending = getattr(self.raw, "pending", lambda: 0)()  # TLS: already decrypted
+            if not pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise HelperError("the helper stopped answering", "docker spy --debug shows more")
+                ready, _, _ = select.select([self.raw, self.interrupts.wakeup_r], [], [], left)
+                if self.raw not in ready:
+                    continue
+            try:
+                chunk = self.raw.recv(1 << 16)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError as e:
+                log.debug("attach stream broke", error=str(e))  # as good as its end: see below
+                return False
+            if not chunk:
+                return False
+            self.buffer += chunk
+            return True
+
+    def frames(self, deadline: float) -> Iterator[tuple[int, bytes]]:
+        """(stream, data) frames of the multiplexed stream: a header of stream type, three
+        zero bytes and a big-endian length, then that many bytes."""
+        while not self.ended:
+            while len(self.buffer) >= FRAME_HEADER.size:
+                stream, size = FRAME_HEADER.unpack_from(self.buffer)
+                if len(self.buffer) < FRAME_HEADER.size + size:
+                    break
+                data = self.buffer[FRAME_HEADER.size:FRAME_HEADER.size + size]
+                self.buffer = self.buffer[FRAME_HEADER.size + size:]
+                yield stream, data
+            if not self._receive(deadline):
+                self.ended = True
+
     def read_document(self, deadline_s: float, on_event: Callable[[dict], None],
                       on_interval: Callable[[bytes], None]) -> bytes:
         """The helper's final document; its `interval` documents go to on_interval as they come."""
-        from docker.utils.socket import frames_iter
-
-        self.raw.settimeout(deadline_s)
-        try:
-            for stream, data in frames_iter(self.sock, tty=False):
-                if stream == STDOUT:
-                    self.stdout += data
-                    while b"\n" in self.stdout:
-                        line, self.stdout = self.stdout.split(b"\n", 1)
-                        if not _is_interval(line):
-                            return line
-                        on_interval(line)
-                    if len(self.stdout) > MAX_DOCUMENT_BYTES:
-                        return self.stdout  # the contract rejects it, with the reason
-                elif stream == STDERR:
-                    self.stderr += data
-                    *lines, self.stderr = self.stderr.split(b"\n")
-                    for line in lines:
-                        self._event(line.decode(errors="replace"), on_event)
-        except TimeoutError:
-            raise HelperError("the helper stopped answering", "docker spy --debug shows more") from None
-        except OSError as e:
-            log.debug("attach stream broke", error=str(e))  # as good as its end: see below
+        for stream, data in self.frames(time.monotonic() + deadline_s):
+            if stream == STDOUT:
+                self.stdout += data
+                while b"\n" in self.stdout:
+                    line, self.stdout = self.stdout.split(b"\n", 1)
+                    if not _is_interval(line):
+                        return line
+                    on_interval(line)
+                if len(self.stdout) > MAX_DOCUMENT_BYTES:
+                    return self.stdout  # the contract rejects it, with the reason
+            elif stream == STDERR:
+                self.stderr += data
+                *lines, self.stderr = self.stderr.split(b"\n")
+                for line in lines:
+                    self._event(line.decode(errors="replace"), on_event)
         if not self.engine_answers():
             raise DaemonError("the engine stopped answering during the run",
                               "is it running? `docker info` tells")
@@ -176,17 +221,34 @@ def _is_interval(line: bytes) -> bool:
 
 
 def run(client: docker.DockerClient, spec: HelperRun, on_event: Callable[[dict], None],
-        on_interval: Callable[[bytes], None]) -> tuple[bytes, KeyboardInterrupt | None]:
+        on_interval: Callable[[bytes], None],
+        interrupts: Interrupts) -> tuple[bytes, KeyboardInterrupt | None]:
     """Run the helper; return its document, and the Ctrl-C (or SIGTERM) that cut the window
-    short, if one did. A second one is not caught: the plugin exits at once, and the helper,
-    its stdin closed, stops and removes itself."""
+    short, if one did. One before counting started is InterruptedEarly: there is nothing to
+    report. A second one is not caught: the plugin exits at once, and the helper, its stdin
+    closed, stops and removes itself. on_event also hears {"event": "started"} once the
+    engine has started the helper."""
+
+    counting: list[bool] = []
+    try:
+        return _run(client, spec, on_event, on_interval, interrupts, counting)
+    except KeyboardInterrupt as interrupt:
+        if counting:
+            raise  # a second interrupt: quit at once
+        raise InterruptedEarly(interrupt) from None
+
+
+def _run(client: docker.DockerClient, spec: HelperRun, on_event: Callable[[dict], None],
+         on_interval: Callable[[bytes], None], interrupts: Interrupts,
+         counting: list[bool]) -> tuple[bytes, KeyboardInterrupt | None]:
     import docker.errors
 
     now = time.time()
     remove_leftovers(client, now)
     config = container_config(spec, now)
     try:
-        container = client.containers.create(**config)
+        with interrupts.deferred():  # a Ctrl-C comes once the container can be removed
+            container = client.containers.create(**config)
     except docker.errors.ImageNotFound:
         raise HelperError(f"helper image {spec.image} vanished", "run docker spy build-helper") from None
     except docker.errors.APIError as e:
@@ -199,17 +261,26 @@ def run(client: docker.DockerClient, spec: HelperRun, on_event: Callable[[dict],
     try:
         sock = client.api.attach_socket(
             container.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
-        session = _Session(sock, lambda: _answers(client))
+        session = _Session(sock, lambda: _answers(client), interrupts)
         container.start()
         started = True
+
+        def event(e: dict) -> None:
+            if e["event"] == "counting":
+                counting.append(True)
+            on_event(e)
+
+        on_event({"event": "started"})
         deadline = spec.seconds + SLACK_SECONDS
         try:
-            return session.read_document(deadline, on_event, on_interval), None
+            return session.read_document(deadline, event, on_interval), None
         except KeyboardInterrupt as interrupt:
+            session.send(b"stop\n")
+            if not counting:
+                raise
             # First Ctrl-C: end the window now and still show what was counted.
             log.warning("interrupted: stopping the count (again to quit at once)")
-            session.send(b"stop\n")
-            return session.read_document(SLACK_SECONDS, on_event, on_interval), interrupt
+            return session.read_document(SLACK_SECONDS, event, on_interval), interrupt
     except docker.errors.APIError as e:
         raise HelperError(f"the helper could not start: {e.explanation}",
                           "try --privileged on hosts that refuse CAP_SYS_ADMIN alone") from None
@@ -247,12 +318,26 @@ def remove_leftovers(client: docker.DockerClient, now: float) -> list[str]:
             expired = float(labels.get(LABEL_EXPIRES, "0")) < now
         except ValueError:
             expired = True
-        if not expired and helper.status not in ("exited", "dead"):
+        never_started = helper.status == "created" and _age(helper, now) > CREATED_GRACE_S
+        if not expired and not never_started and helper.status not in ("exited", "dead"):
             continue  # running, or being started by a run going on now
         log.warning("removing a helper an earlier run left behind", container=helper.name)
         _remove(helper)
         removed.append(helper.name)
     return removed
+
+
+def _age(container: Any, now: float) -> float:
+    """Seconds since the engine created the container (0 if it cannot tell)."""
+    from datetime import datetime
+
+    created = container.attrs.get("Created", "")
+    if isinstance(created, int):  # the list endpoint's form: unix seconds
+        return now - created
+    try:  # the inspect endpoint's: RFC 3339 with nanoseconds, which Python reads to microseconds
+        return now - datetime.fromisoformat(str(created)[:26].rstrip("Z") + "+00:00").timestamp()
+    except ValueError:
+        return 0.0
 
 
 def _remove(container: Any) -> None:

@@ -12,7 +12,7 @@ from typing import Any, TextIO
 from tabulate import tabulate
 
 from .diff import Change, Count, Diff, Snapshot, ordered
-from .report import Report, SyscallCount, to_document
+from .report import MIN_RATE_SECONDS, Report, SyscallCount, has_rates, to_document
 
 CSV_HEADER = ("container", "syscall", "calls", "errors", "calls_per_second", "share_percent")
 WHY_PARTIAL = {"interrupted": "interrupted", "target-exited": "the container stopped",
@@ -79,8 +79,10 @@ def title(report: Report, view: View = View()) -> str:
     else:
         names = ", ".join(t.target.name + (" exited" if t.exited else "") for t in report.targets)
         who = f"{len(report.targets)} containers ({names})"
+    short = "" if has_rates(report.window.measured_seconds) else \
+        f" (under {MIN_RATE_SECONDS:g} s: too short for rates)"
     return (f"{who}: {report.total_calls:,} syscalls in "
-            f"{report.window.measured_seconds:.2f} s{partial}")
+            f"{report.window.measured_seconds:.2f} s{short}{partial}")
 
 
 def duration(ns: int) -> str:
@@ -116,7 +118,7 @@ def _cells(report: Report, view: View, name: str, members: Sequence[SyscallCount
     cells += [f"{calls:,}", f"{errors:,}"]
     if has_errnos(report):
         cells.append(top_errno(members[0]) if len(members) == 1 else "")
-    cells.append(f"{calls / seconds:,.1f}")
+    cells.append(f"{calls / seconds:,.1f}" if has_rates(report.window.measured_seconds) else "-")
     if report.latency:
         spent = sum(s.time_ns or 0 for s in members)
         timed = sum(s.calls for s in members if s.time_ns is not None)

@@ -25,6 +25,7 @@ MAX_SYSCALLS = 2048
 MAX_TARGETS = 64
 MAX_COUNT = (1 << 64) - 1
 MAX_WINDOW_SECONDS = 400 * 86400
+MIN_RATE_SECONDS = 0.1
 SYSCALL_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
 # Names the BPF engine gives what no table of the tracepoints names: a call through the 32-bit
 # entry points (compat_read), a number newer than its tables (syscall_472).
@@ -365,9 +366,14 @@ def _stop_reason(doc: dict[str, Any]) -> str | None:
     return reason
 
 
+def has_rates(seconds: float) -> bool:
+    """A window this short (a Ctrl-C just after counting began) gives no meaningful rate."""
+    return seconds >= MIN_RATE_SECONDS
+
+
 def _row(s: SyscallCount, seconds: float) -> dict[str, Any]:
     row: dict[str, Any] = {"name": s.name, "calls": s.calls, "errors": s.errors,
-                           "calls_per_second": round(s.calls / seconds, 3) if seconds else None}
+                           "calls_per_second": round(s.calls / seconds, 3) if has_rates(seconds) else None}
     if s.errnos is not None:
         row["errnos"] = dict(s.errnos)
     if s.time_ns is not None:

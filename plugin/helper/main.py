@@ -99,18 +99,29 @@ def raise_nofile() -> int:
 
 
 class Stop:
-    """Why the window ended early, if it did: the first reason wins."""
+    """Why the window ended early, if it did: the first reason wins. A stop before the engine
+    counts (the plugin interrupted while the helper started) means there is nothing to count."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self) -> None:
+        self.engine: Engine | None = None
         self.reason: str | None = None
+        self.requested = threading.Event()
         self._lock = threading.Lock()
+
+    def counting(self, engine: Engine) -> None:
+        with self._lock:
+            self.engine = engine
+        if self.requested.is_set():
+            engine.stop()
 
     def __call__(self, reason: str) -> None:
         with self._lock:
-            if self.reason is None and not self.engine.finished.is_set():
+            if self.reason is None and not (self.engine and self.engine.finished.is_set()):
                 self.reason = reason
-        self.engine.stop()
+            engine = self.engine
+        self.requested.set()
+        if engine is not None:
+            engine.stop()
 
 
 def watch_stdin(stop: Stop) -> None:
@@ -128,8 +139,8 @@ class Targets:
         self.pids = pids
         self.exited: dict[int, float] = {}
 
-    def watch(self, stop: Stop, started: float) -> None:
-        while not stop.engine.finished.wait(0.1):
+    def watch(self, stop: Stop, engine: Engine, started: float) -> None:
+        while not engine.finished.wait(0.1):
             for pid in self.pids:
                 if pid not in self.exited and not os.path.exists(f"/proc/{pid}"):
                     self.exited[pid] = time.monotonic() - started
@@ -234,35 +245,44 @@ def write_line(doc: dict) -> None:
 
 
 def count(args: argparse.Namespace) -> tuple[dict, Engine]:
+    stop = Stop()
+    signal.signal(signal.SIGTERM, lambda *_: stop("helper-stopped"))
+    if args.stop_on_stdin:  # from the start: the plugin may go away before counting does
+        threading.Thread(target=watch_stdin, args=(stop,), daemon=True).start()
     mountinfo = read_text("/proc/self/mountinfo", "mountinfo")
     mounts = cgroup.parse_mountinfo(mountinfo)
     seal_cgroup_mounts(mounts)
     tracefs = find_tracefs()
     wait_while_closing(lambda: emit_status(
-        "waiting", what="another docker spy helper's perf closing its events (about 15 s)"))
+        "waiting", what="another docker spy helper's perf to close its events (about 15 s)"),
+        stopped=stop.requested.is_set)
+    not_before_counting(stop)
     engine, paths = open_engine(args, mountinfo, tracefs)
     try:
-        return window(args, engine, paths, mounts), engine
+        return window(args, engine, paths, mounts, stop), engine
     except BaseException:
         engine.close()
         raise
 
 
+def not_before_counting(stop: Stop) -> None:
+    if stop.requested.is_set():
+        raise HelperFailure("interrupted", "interrupted before counting started")
+
+
 def window(args: argparse.Namespace, engine: Engine, paths: list[str],
-           mounts: list[cgroup.Mount]) -> dict:
+           mounts: list[cgroup.Mount], stop: Stop) -> dict:
     host = {"kernel": platform.release(), "arch": platform.machine(), "cpus": os.cpu_count() or 1,
             "cgroup_version": 2 if engine.name == "bpf" or cgroup.perf_mount(mounts).fstype == "cgroup2"
             else 1, "cgroup_layout": cgroup.layout(mounts)}
-    stop = Stop(engine)
-    signal.signal(signal.SIGTERM, lambda *_: stop("helper-stopped"))
+    not_before_counting(stop)
     started = engine.start()
     started_at = datetime.now(UTC)
+    stop.counting(engine)
     emit_status("counting", engine=engine.name, cgroups=paths,
                 started_at=started_at.isoformat(timespec="milliseconds"))
     watched = Targets(args.pid)
-    threading.Thread(target=watched.watch, args=(stop, started), daemon=True).start()
-    if args.stop_on_stdin:
-        threading.Thread(target=watch_stdin, args=(stop,), daemon=True).start()
+    threading.Thread(target=watched.watch, args=(stop, engine, started), daemon=True).start()
     totals = [Counts({}, {}) for _ in args.pid]
     seconds, index = 0.0, 0
     while (tick := engine.tick()) is not None:

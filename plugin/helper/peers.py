@@ -49,14 +49,14 @@ def others_named(name: bytes, proc_root: str = "/proc") -> int:
     return found
 
 
-def wait_while_closing(told: Callable[[], None], timeout_s: float = CLOSE_WAIT_S,
-                       proc_root: str = "/proc") -> float:
+def wait_while_closing(told: Callable[[], None], stopped: Callable[[], bool] = lambda: False,
+                       timeout_s: float = CLOSE_WAIT_S, proc_root: str = "/proc") -> float:
     """Before opening tracepoint events: wait until no other helper's perf is closing its
-    events; `told` is called once if there is one. Returns the seconds waited."""
+    events (or `stopped`); `told` is called once if there is one. Returns the seconds waited."""
     start = time.monotonic()
     if not others_named(CLOSING, proc_root):
         return 0.0
     told()
-    while others_named(CLOSING, proc_root) and time.monotonic() - start < timeout_s:
+    while others_named(CLOSING, proc_root) and time.monotonic() - start < timeout_s and not stopped():
         time.sleep(0.1)
     return time.monotonic() - start

@@ -140,8 +140,10 @@ class PerfRun:
         threading.Thread(target=self._drain, daemon=True).start()
 
     def close(self) -> int:
-        """Let perf close its events and exit (it already does after a stop); its status."""
-        if self.proc.poll() is None and not self.stopping.is_set():
+        """Let perf close its events and exit; its status. A perf that was stopped may still
+        be waiting for its next tick (a SIGINT outside that wait only ends the loop there),
+        so it is told once more."""
+        if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
         return self.proc.wait()
 

@@ -176,3 +176,11 @@ def test_delta_names_subtracts_and_keeps_the_longest_call() -> None:
     assert got.time_ns == {"getppid": 5000} and got.max_ns == {"getppid": 300}
     assert bpfengine.delta(before, after, 1, X86).calls == {"getppid": 7}
     assert bpfengine.delta(after, after, 0, X86).calls == {}  # nothing happened in between
+
+
+def test_failures_the_errno_map_had_no_room_for_are_named_so() -> None:
+    # The map of errnos is bounded (1,024 + 128 per target); a failure that finds it full is
+    # still counted as a failure, and its errno as ELOST, so that errnos add up to errors.
+    before = Snapshot({0: {(0, 81): [0, 0, 0, 0]}}, {})
+    after = Snapshot({0: {(0, 81): [10, 10, 0, 0]}}, {0: {(0, 81): {9: 7}}})
+    assert bpfengine.delta(before, after, 0, X86).errnos == {"fchdir": {"EBADF": 7, "ELOST": 3}}

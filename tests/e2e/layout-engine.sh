@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# A second Docker engine on this machine that sees another cgroup layout than the host's, for
+# the layout tests (tests/e2e/test_layouts.py), or by hand:
+#   bash tests/e2e/layout-engine.sh start v2|v1 NAME    prints the engine's DOCKER_HOST
+#   bash tests/e2e/layout-engine.sh stop NAME
+# v2: dockerd in a private mount namespace where the host's cgroup2 is bound over
+#     /sys/fs/cgroup: a cgroup-v2-only engine ("Cgroup Version: 2"), as most distributions run.
+# v1: dockerd in a private mount namespace where cgroup2 is unmounted and perf_event is mounted
+#     as a v1 hierarchy: an engine that sees no cgroup2 at all. Moving perf_event to v1 takes it
+#     from cgroup2 for the whole kernel until `stop` (which removes the hierarchy's cgroups, so
+#     that it goes away with the namespace): run nothing that needs perf on cgroup2 meanwhile.
+# Each runs in a network namespace of its own (ip netns), with no bridge and no iptables, so
+# that the host's engine and network are not touched. Needs root, iproute2, util-linux.
+set -euo pipefail
+action=$1
+name=${3:-${2:-}}
+root=/run/spy-layout-$name
+data=/var/lib/spy-layout-$name
+sock=unix://$root/docker.sock
+
+stop() {
+    if [ -f "$root/docker.pid" ] && kill -0 "$(cat "$root/docker.pid")" 2>/dev/null; then
+        local pid
+        pid=$(cat "$root/docker.pid")
+        ids=$(docker -H "$sock" ps -aq 2>/dev/null || true)
+        [ -z "$ids" ] || docker -H "$sock" rm -f $ids >/dev/null 2>&1 || true
+        # Empty the v1 perf_event hierarchy so that it is destroyed with the namespace.
+        nsenter -t "$pid" -m sh -c 'for d in /sys/fs/cgroup/perf_event/*/; do rmdir "$d" 2>/dev/null; done; true'
+        kill "$pid"
+        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+    rmdir /sys/fs/cgroup/perf_event 2>/dev/null || true
+    ip netns del "spy-$name" 2>/dev/null || true
+}
+
+case $action in
+start)
+    kind=$2
+    stop
+    mkdir -p "$root" "$data"
+    ip netns add "spy-$name"
+    case $kind in
+    v2) setup='mount --bind /sys/fs/cgroup/unified /sys/fs/cgroup' ;;
+    v1) setup='umount /sys/fs/cgroup/unified && mkdir -p /sys/fs/cgroup/perf_event && mount -t cgroup -o perf_event cgroup /sys/fs/cgroup/perf_event' ;;
+    *) echo "layout-engine: v2 or v1, not $kind" >&2; exit 2 ;;
+    esac
+    # setsid: the engine outlives this script; the shell execs it in the new namespaces.
+    setsid unshare -m --propagation private -- sh -c "$setup && exec nsenter --net=/var/run/netns/spy-$name \
+        dockerd -H $sock --data-root $data --exec-root $root/exec --pidfile $root/docker.pid \
+        --bridge none --iptables=false --ip-masq=false" > "$root/dockerd.log" 2>&1 < /dev/null &
+    for _ in $(seq 1 60); do
+        docker -H "$sock" info >/dev/null 2>&1 && { echo "$sock"; exit 0; }
+        sleep 1
+    done
+    tail -20 "$root/dockerd.log" >&2
+    exit 1
+    ;;
+stop) stop ;;
+*) echo "usage: layout-engine.sh start v2|v1 NAME | stop NAME" >&2; exit 2 ;;
+esac
