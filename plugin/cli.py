@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -268,6 +269,8 @@ def watch_cli_socket(environ: dict[str, str], interrupts: Interrupts) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The plugin; argv None: this process's own, and it exits when main returns."""
+    exiting = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["docker-cli-plugin-metadata"]:
         print(json.dumps(metadata(), indent=2))
@@ -297,7 +300,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return ExitStatus.ERROR
     finally:
-        if restore is not None:
+        if exiting:
+            # Done: a Ctrl-C that lands now (timeout(1) as the window ends) must not turn a
+            # report already printed into a traceback on the way out.
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_IGN)
+        elif restore is not None:
             restore()
 
 

@@ -61,8 +61,10 @@ class Interrupts:
                 self.first, self.first_at = interrupt_for(signum), now
             elif self.raised and not (self.by_socket and now - self.first_at < SAME_S):
                 raise interrupt_for(signum)  # a second interrupt: quit at once
-            # else: the terminal's copy of the Ctrl-C whose socket close came first, or a
-            # signal before the main thread took the socket's interrupt: that one interrupt
+            elif self.by_socket:
+                # The signal that made the docker CLI close its socket, reaching the plugin
+                # itself: the same interrupt, and its kind (SIGTERM exits 143) is the signal's.
+                self.first, self.by_socket = interrupt_for(signum), False
             if self.deferring:
                 return
         self.check()

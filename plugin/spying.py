@@ -109,8 +109,9 @@ class SlowStart:
             self.tell()
 
 
-def run(p: Plan, opts: SpyOptions, interrupts: Interrupts) -> tuple[report.Report, KeyboardInterrupt | None]:
-    """One helper on the targets: the Report, and the interrupt that ended it early, if any."""
+def run(p: Plan, opts: SpyOptions, interrupts: Interrupts) -> tuple[bytes, KeyboardInterrupt | None]:
+    """One helper on the targets: its report document, and the interrupt that ended it early,
+    if any."""
     names = ", ".join(t.name for t in p.targets)
     progress = progress_printer(opts.quiet or not sys.stderr.isatty())
     slow = SlowStart(progress_printer(opts.quiet))
@@ -138,17 +139,21 @@ def run(p: Plan, opts: SpyOptions, interrupts: Interrupts) -> tuple[report.Repor
             log.warning("helper", message=str(event.get("message"))[:300])
 
     try:
-        raw, interrupt = launcher.run(p.client, p.spec, on_event, display, interrupts)
+        return launcher.run(p.client, p.spec, on_event, display, interrupts)
     finally:
         slow.done.set()
         display.close()
+
+
+def the_report(p: Plan, opts: SpyOptions, raw: bytes) -> report.Report:
+    """The helper's document, validated, as the user asked for it."""
     rep = report.from_helper(raw, targets=p.infos, requested_seconds=p.spec.seconds)
     if opts.seconds is None:
         # Counting until Ctrl-C: no window was asked for, and the interrupt is its end.
         rep = dataclasses.replace(rep, window=dataclasses.replace(rep.window, requested_seconds=None))
         if rep.stopped == "interrupted":
             rep = dataclasses.replace(rep, partial=False, stopped=None)
-    return rep, interrupt
+    return rep
 
 
 def present(p: Plan, opts: SpyOptions, rep: report.Report, interrupt: KeyboardInterrupt | None) -> int:
@@ -172,7 +177,7 @@ def present(p: Plan, opts: SpyOptions, rep: report.Report, interrupt: KeyboardIn
         if t.exited:
             log.warning(f"container {t.target.name} stopped during the window: its counts end there")
     share = rep.cost.share(rep.window.measured_seconds, rep.host.cpus) if rep.cost else 0.0
-    if rep.cost is not None and share > COST_WARNING:
+    if rep.cost is not None and share > COST_WARNING and report.has_rates(rep.window.measured_seconds):
         log.warning(f"counting took {100 * share:.1f}% of the host's CPU time over the window "
                     f"({rep.cost.runs:,} runs of its BPF programs, {rep.cost.run_time_ns / 1e9:.2f} s)")
     if opts.seccomp_profile:
@@ -194,5 +199,11 @@ def spy(globals_: daemon.GlobalOptions, opts: SpyOptions, interrupts: Interrupts
         planned = plan(globals_, opts)
     except KeyboardInterrupt as interrupt:
         raise InterruptedEarly(interrupt) from None
-    rep, interrupt = run(planned, opts, interrupts)
-    return present(planned, opts, rep, interrupt)
+    raw, _ = run(planned, opts, interrupts)  # the interrupt, if any, is interrupts.first
+    # The document is in hand: a first Ctrl-C now (the window ended as it came) waits for the
+    # report to be shown, and sets the exit status; a second one quits at once.
+    try:
+        with interrupts.deferred():
+            return present(planned, opts, the_report(planned, opts, raw), interrupts.first)
+    except KeyboardInterrupt as late:
+        return interrupt_status(interrupts.first or late)

@@ -97,13 +97,17 @@ class Target:
             time.sleep(0.01)
 
 
-def start_target(workload: Path, spy_dir: Path, *docker_args: str) -> Target:
+SESSION_TARGETS: set[str] = set()  # ids of the containers this session spied, to tell its helpers
+
+
+def start_target(workload: Path, spy_dir: Path, *docker_args: str, host: str | None = None) -> Target:
     """Start a container running the workload, its trigger folder bound at /spy."""
     spy_dir.mkdir()
     shutil.copy(workload, spy_dir / "workload")
     name = f"spy-e2e-{secrets.token_hex(4)}"
-    cid = run("docker", "run", "-d", "--name", name, "-v", f"{spy_dir}:/spy", *docker_args,
-              BASE_IMAGE, "/spy/workload").stdout.strip()
+    cid = run("docker", *(("-H", host) if host else ()), "run", "-d", "--name", name,
+              "-v", f"{spy_dir}:/spy", *docker_args, BASE_IMAGE, "/spy/workload").stdout.strip()
+    SESSION_TARGETS.add(cid)
     return Target(name, cid, spy_dir)
 
 
@@ -146,7 +150,7 @@ class SpyRun:
         assert self.proc.stderr is not None
         for line in self.proc.stderr:
             self.stderr_lines.append(line)
-            if "counting" in line:
+            if "] counting " in line:  # the log line of -l info, not "waiting for ... counting"
                 self.counting.set()
 
     def _read_stdout(self) -> None:
@@ -155,9 +159,12 @@ class SpyRun:
             self.stdout_parts.append(chunk)
 
     def wait_counting(self, timeout: float = 120) -> None:
-        if not self.counting.wait(timeout):
-            self.proc.kill()
-            raise AssertionError("counting never started:\n" + "".join(self.stderr_lines))
+        deadline = time.monotonic() + timeout
+        while not self.counting.wait(0.1):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.proc.kill()
+                raise AssertionError(f"counting never started (exit {self.proc.poll()}):\n"
+                                     + "".join(self.stderr_lines))
 
     def finish(self, timeout: float = 120) -> tuple[int, str, str]:
         try:
@@ -173,10 +180,10 @@ class SpyRun:
 
 
 def start_spy(env: dict[str, str], *args: str, new_session: bool = False,
-              docker_flags: tuple[str, ...] = ()) -> SpyRun:
-    """`docker [DOCKER_FLAGS] spy ARGS` in the background; with new_session, in a process
-    group of its own that a test can signal as a terminal would."""
-    proc = subprocess.Popen(["docker", *docker_flags, "spy", *args], stdout=subprocess.PIPE,
+              docker_flags: tuple[str, ...] = (), wrapper: tuple[str, ...] = ()) -> SpyRun:
+    """`[WRAPPER] docker [DOCKER_FLAGS] spy ARGS` in the background; with new_session, in a
+    process group of its own that a test can signal as a terminal would."""
+    proc = subprocess.Popen([*wrapper, "docker", *docker_flags, "spy", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env,
                             start_new_session=new_session)
     spy = SpyRun(proc)
@@ -188,9 +195,12 @@ def start_spy(env: dict[str, str], *args: str, new_session: bool = False,
 
 
 def helpers_left() -> list[str]:
+    """This session's helpers still on the engine (another user of the engine may have its own:
+    a helper is this session's when it spies one of this session's containers)."""
     out = run("docker", "ps", "-a", "--filter", f"label={HELPER_LABEL}",
-              "--format", "{{.Names}}").stdout
-    return out.split()
+              "--format", '{{.Names}} {{.Label "io.docker-spy.target"}}').stdout
+    return [line.split()[0] for line in out.splitlines()
+            if set(line.split()[1:2] and line.split()[1].split(",")) & SESSION_TARGETS]
 
 
 def wait_no_helpers(timeout: float = 120) -> list[str]:

@@ -16,6 +16,7 @@ import pytest
 from .conftest import (
     BASE_IMAGE,
     HELPER_LABEL,
+    SESSION_TARGETS,
     Target,
     run,
     start_spy,
@@ -60,17 +61,6 @@ def test_interrupt_table_says_partial(docker_env, helper_image, target: Target) 
     assert out.splitlines()[0].endswith("PARTIAL (interrupted)")
 
 
-def test_second_interrupt_exits_at_once(docker_env, helper_image, target: Target) -> None:
-    spy = start_spy(docker_env, target.name, "-d", "60s", "-l", "info", new_session=True)
-    spy.wait_counting()
-    interrupt(spy, signal.SIGINT)
-    time.sleep(0.7)  # later than one Ctrl-C told twice (terminal and docker CLI socket)
-    interrupt(spy, signal.SIGINT)
-    code, out, err = spy.finish(timeout=20)
-    assert code == 130
-    assert wait_no_helpers() == []
-
-
 def test_until_ctrl_c_is_a_whole_report(docker_env, helper_image, target: Target) -> None:
     spy = start_spy(docker_env, target.name, "--format", "json", "-l", "info", new_session=True)
     spy.wait_counting()
@@ -113,7 +103,8 @@ def test_a_short_lived_container_five_times(docker_env, helper_image) -> None:
     # what it did, the warning, exit 0, every time. The default engine.
     for i in range(5):
         name = f"spy-e2e-short-{os.getpid()}-{i}"
-        run("docker", "run", "-d", "--name", name, BASE_IMAGE, "sleep", "2.5")
+        cid = run("docker", "run", "-d", "--name", name, BASE_IMAGE, "sleep", "2.5").stdout.strip()
+        SESSION_TARGETS.add(cid)
         try:
             proc = run("docker", "spy", name, "-d", "5s", "--format", "json", env=docker_env,
                        check=False, timeout=60)

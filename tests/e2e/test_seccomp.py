@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import BASE_IMAGE, Target, run, start_spy, unavailable
+from .conftest import BASE_IMAGE, SESSION_TARGETS, Target, run, start_spy, unavailable
 
 pytestmark = pytest.mark.e2e
 
@@ -48,6 +48,7 @@ def workload_under(profile: Path, workload: Path, spy_dir: Path) -> Iterator[Tar
     try:
         cid = run("docker", "run", "-d", "--name", name, "--security-opt", f"seccomp={profile}",
                   "-v", f"{spy_dir}:/spy", BASE_IMAGE, "/spy/workload").stdout.strip()
+        SESSION_TARGETS.add(cid)
         yield Target(name, cid, spy_dir)
     finally:
         run("docker", "rm", "-f", name, check=False)

@@ -105,3 +105,14 @@ def test_real_signals_reach_the_main_thread_and_its_wakeup_pipe() -> None:
         got.set()
         restore()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_the_signal_behind_a_socket_close_sets_the_kind(clock: Clock) -> None:
+    # SIGTERM to the group: the docker CLI closes its socket at once, the plugin's own SIGTERM
+    # lands after; one interrupt, and a SIGTERM one (exit 143).
+    ints = Interrupts(clock)
+    ints.socket_closed()
+    clock.now += 0.01
+    with pytest.raises(Terminated):
+        ints.handle(signal.SIGTERM)
+    assert isinstance(ints.first, Terminated)

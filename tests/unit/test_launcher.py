@@ -62,6 +62,7 @@ class FakeContainer:
     status: str
     labels: dict[str, str]
     removed: bool = False
+    attrs: dict = field(default_factory=lambda: {"Created": "1970-01-01T00:16:30.123456789Z"})  # 990
 
     def remove(self, force: bool = False) -> None:
         assert force
@@ -84,11 +85,14 @@ class FakeClient:
     containers: FakeContainers
 
 
-def helper(name: str, status: str, expires: str | None) -> FakeContainer:
+def helper(name: str, status: str, expires: str | None, created: str | int | None = None) -> FakeContainer:
     labels = {"io.docker-spy.role": launcher.HELPER_ROLE}
     if expires is not None:
         labels[launcher.LABEL_EXPIRES] = expires
-    return FakeContainer(name, status, labels)
+    container = FakeContainer(name, status, labels)
+    if created is not None:
+        container.attrs = {"Created": created}
+    return container
 
 
 def test_leftovers_are_removed_and_live_helpers_kept() -> None:
@@ -98,11 +102,15 @@ def test_leftovers_are_removed_and_live_helpers_kept() -> None:
         helper("exited", "exited", "2000"),
         helper("expired", "running", "999"),
         helper("never-started-expired", "created", "10"),
+        # A run interrupted while the engine created its helper never learnt its name.
+        helper("created-long-ago", "created", "2000", "1970-01-01T00:15:00Z"),  # 900: 100 s old
+        helper("created-long-ago-listed", "created", "2000", 930),  # 70 s old
         helper("no-label", "running", None),
         helper("bad-label", "running", "soon"),
     ]
     client = FakeClient(FakeContainers(items))
     removed = launcher.remove_leftovers(client, now=1000.0)
-    assert removed == ["exited", "expired", "never-started-expired", "no-label", "bad-label"]
-    assert [c.name for c in items if not c.removed] == ["live", "starting"]
+    assert removed == ["exited", "expired", "never-started-expired", "created-long-ago",
+                       "created-long-ago-listed", "no-label", "bad-label"]
+    assert [c.name for c in items if not c.removed] == ["live", "starting"]  # created 10 s ago
     assert client.containers.filters == [{"label": f"io.docker-spy.role={launcher.HELPER_ROLE}"}]
