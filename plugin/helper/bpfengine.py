@@ -32,9 +32,10 @@ from .systables import COUNT_AT_ENTER, RETURN_TWICE, Arch
 OBJECT = Path(__file__).resolve().parent / "bpf" / "spy.bpf.o"
 NR_SLOTS = 512  # as in spy.bpf.c
 MAX_LEVELS = 8
+FEW_TARGETS = 8
 ABI_COMPAT = 1
 CONFIG = struct.Struct(f"<IIIIQQII{NR_SLOTS}s")  # struct config
-CONTROL = struct.Struct(f"<II{MAX_LEVELS}I")  # struct control
+CONTROL = struct.Struct(f"<II{MAX_LEVELS}III{FEW_TARGETS}Q{FEW_TARGETS}I")  # struct control
 COUNTS = struct.Struct("<QQ")  # struct counts (and struct times)
 OTHER_KEY = struct.Struct("<HHI")
 ERRNO_KEY = struct.Struct("<HHI")
@@ -70,11 +71,18 @@ def config_bytes(arch: Arch, latency: bool) -> bytes:
                        layout.compat_mask, layout.compat_value, int(latency), 0, bytes(twice))
 
 
-def control_bytes(enabled: bool, levels: list[int]) -> bytes:
+def control_bytes(enabled: bool, cgroups: dict[int, tuple[int, int]]) -> bytes:
+    """struct control: whether to count, the levels to look at, and, for a few targets, their
+    cgroup ids and slots in place (more are looked up in `targets`). `cgroups` maps a cgroup
+    id to its (slot, level)."""
+    levels = sorted({level for _, level in cgroups.values()})
     if len(levels) > MAX_LEVELS:
         raise BpfError(f"the targets' cgroups sit at more than {MAX_LEVELS} depths")
-    padded = list(levels) + [0] * (MAX_LEVELS - len(levels))
-    return CONTROL.pack(int(enabled), len(levels), *padded)
+    few = list(cgroups.items()) if len(cgroups) <= FEW_TARGETS else []
+    ids = [cid for cid, _ in few] + [0] * (FEW_TARGETS - len(few))
+    slots = [slot for _, (slot, _) in few] + [0] * (FEW_TARGETS - len(few))
+    return CONTROL.pack(int(enabled), len(levels), *levels, *[0] * (MAX_LEVELS - len(levels)),
+                        len(few), 0, *ids, *slots)
 
 
 def delta(before: Snapshot, after: Snapshot, slot: int, arch: Arch) -> Counts:
@@ -168,12 +176,12 @@ class BpfEngine:
         self.touched = mmap.mmap(self.fd["touched"], length, mmap.MAP_SHARED, mmap.PROT_READ)
         self.stats_fd = libbpf.enable_stats()
         self.programs = ["count_exit", "count_enter"] + (["stamp_enter"] if self.latency else [])
-        levels = set()
+        self.cgroups = {}  # cgroup id -> (slot, level), the engine's own last
         for slot, cgroup in enumerate([*self.targets, self.own]):
-            libbpf.update(self.fd["targets"], CGROUP_KEY.pack(os.stat(cgroup.directory).st_ino),
-                          SLOT_KEY.pack(slot))
-            levels.add(cgroup.level)
-        libbpf.update(self.fd["control"], SLOT_KEY.pack(0), control_bytes(True, sorted(levels)))
+            cid = os.stat(cgroup.directory).st_ino
+            libbpf.update(self.fd["targets"], CGROUP_KEY.pack(cid), SLOT_KEY.pack(slot))
+            self.cgroups[cid] = (slot, cgroup.level)
+        libbpf.update(self.fd["control"], SLOT_KEY.pack(0), control_bytes(True, self.cgroups))
         obj.attach_raw_tracepoint("count_exit", "sys_exit")
         for event in ENTER_TRACEPOINTS:
             obj.attach_tracepoint("count_enter", "syscalls", event)
@@ -211,12 +219,13 @@ class BpfEngine:
         self._self_test()
         self._disable()
         # The engine's own cgroup is no target: forget it, and its level unless a target's.
-        libbpf.delete(self.fd["targets"], CGROUP_KEY.pack(os.stat(self.own.directory).st_ino))
+        own = next(cid for cid, (slot, _) in self.cgroups.items() if slot == self.self_slot)
+        libbpf.delete(self.fd["targets"], CGROUP_KEY.pack(own))
+        del self.cgroups[own]
         self._zero_times()
         self.baseline = self.previous = self.snapshot()
         self.cost_before = self._program_stats()
-        libbpf.update(self.fd["control"], SLOT_KEY.pack(0),
-                      control_bytes(True, sorted({t.level for t in self.targets})))
+        libbpf.update(self.fd["control"], SLOT_KEY.pack(0), control_bytes(True, self.cgroups))
         self.started = time.monotonic()
         return self.started
 
@@ -277,7 +286,7 @@ class BpfEngine:
         """Stop counting, then wait until no program that saw counting on can still be
         running: a global memory barrier is an RCU grace period, and the programs run with
         preemption off, inside one."""
-        libbpf.update(self.fd["control"], SLOT_KEY.pack(0), control_bytes(False, []))
+        libbpf.update(self.fd["control"], SLOT_KEY.pack(0), control_bytes(False, {}))
         nr = MEMBARRIER_NR.get(self.arch.machine)
         if nr is None or libc().syscall(nr, MEMBARRIER_GLOBAL, 0, 0) != 0:
             time.sleep(0.05)

@@ -153,11 +153,18 @@ def test_the_objects_rodata_is_the_config_struct() -> None:
     assert not any(name.startswith(("tp_btf", "fentry", ".rel.BTF.ext.core")) for name in names)
 
 
-def test_control_levels_are_bounded() -> None:
-    enabled, n, *levels = bpfengine.CONTROL.unpack(bpfengine.control_bytes(True, [2, 5]))
-    assert (enabled, n, levels[:3]) == (1, 2, [2, 5, 0])
+def test_control_has_the_levels_and_a_few_targets_in_place() -> None:
+    fields = bpfengine.CONTROL.unpack(bpfengine.control_bytes(True, {901: (0, 2), 902: (1, 5), 903: (2, 2)}))
+    enabled, n_levels, levels, n_ids, ids, slots = fields[0], fields[1], fields[2:10], fields[10], \
+        fields[12:20], fields[20:28]
+    assert (enabled, n_levels, levels[:3]) == (1, 2, (2, 5, 0))
+    assert n_ids == 3 and ids[:4] == (901, 902, 903, 0) and slots[:3] == (0, 1, 2)
+    assert bpfengine.CONTROL.size == 8 + 32 + 8 + 64 + 32  # sizeof(struct control)
+    many = {1000 + i: (i, 2) for i in range(9)}  # more than 8: the hash map, not in place
+    assert bpfengine.CONTROL.unpack(bpfengine.control_bytes(True, many))[10] == 0
     with pytest.raises(bpfengine.BpfError, match="more than 8 depths"):
-        bpfengine.control_bytes(True, list(range(9)))
+        bpfengine.control_bytes(True, {i: (i, i) for i in range(9)})
+    assert bpfengine.CONTROL.unpack(bpfengine.control_bytes(False, {}))[:2] == (0, 0)
 
 
 # --- snapshots --------------------------------------------------------------------------------

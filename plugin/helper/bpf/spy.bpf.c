@@ -30,6 +30,7 @@
 
 #define NR_SLOTS 512       /* native syscall numbers below this get array slots */
 #define MAX_LEVELS 8
+#define FEW_TARGETS 8      /* up to this many, compared in place; more, looked up in `targets` */
 #define MAX_ERRNO 4095
 #define ABI_COMPAT 1
 
@@ -49,11 +50,17 @@ struct config {
 
 const volatile struct config CONFIG = {};
 
-/* What may change while the programs run: where to look, and whether to count. */
+/* What may change while the programs run: where to look, and whether to count. With few
+ * targets their cgroup ids are compared here, which costs a task that is no target less than
+ * a hash lookup: every syscall on the host pays that check. */
 struct control {
 	__u32 enabled;
 	__u32 n_levels;
 	__u32 levels[MAX_LEVELS];
+	__u32 n_ids;  /* 0: look the targets up in `targets` */
+	__u32 pad;
+	__u64 ids[FEW_TARGETS];
+	__u32 slots[FEW_TARGETS];
 };
 
 struct counts {
@@ -221,8 +228,14 @@ static __always_inline int target_levels(struct control **ctl)
 static __always_inline __u32 *target_at(struct control *ctl, int i)
 {
 	__u64 id = bpf_get_current_ancestor_cgroup_id(ctl->levels[i]);
+	__u32 n = ctl->n_ids;
 
-	return bpf_map_lookup_elem(&targets, &id);
+	if (!n)
+		return bpf_map_lookup_elem(&targets, &id);
+	for (int j = 0; j < FEW_TARGETS && j < n; j++)
+		if (ctl->ids[j] == id)
+			return &ctl->slots[j];
+	return 0;
 }
 
 SEC("raw_tracepoint/sys_exit")
