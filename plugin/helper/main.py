@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 
 from . import cgroup
 from .engine import Counts, Engine, HelperFailure, merge
-from .peers import libc, wait_while_closing
+from .peers import CLOSING, libc, others_named, wait_while_closing
 
 SCHEMA = 3
 ENGINES = ("auto", "bpf", "perf")
@@ -206,19 +206,36 @@ def perf_engine(args: argparse.Namespace, mountinfo: str, tracefs: str) -> tuple
     return engine, [t.path for t in targets]
 
 
-def open_engine(args: argparse.Namespace, mountinfo: str, tracefs: str) -> tuple[Engine, list[str]]:
+def wait_for_closing_perf(stop: Stop) -> None:
+    """Opening tracepoint events while another helper's perf closes its own fails (peers.py):
+    wait for it, saying so."""
+    wait_while_closing(lambda: emit_status(
+        "waiting", what="another docker spy helper's perf to close its events (about 15 s)"),
+        stopped=stop.requested.is_set)
+    not_before_counting(stop)
+
+
+def open_engine(args: argparse.Namespace, mountinfo: str, tracefs: str,
+                stop: Stop) -> tuple[Engine, list[str]]:
     """BPF where it can run (auto), else perf with one warning saying why; an engine asked
-    for by name runs or fails."""
+    for by name runs or fails. BPF attaches to three tracepoints only, and waits for a closing
+    perf only if attaching fails while one closes; perf opens ~700, and always waits."""
     if args.engine in ("auto", "bpf"):
         from .libbpf import BpfError
 
-        try:
-            return bpf_engine(args, mountinfo, tracefs)
-        except (BpfError, cgroup.CgroupError, OSError) as e:
-            why = str(e) if not isinstance(e, OSError) else f"{e.strerror}: {e.filename}"
-            if args.engine == "bpf":
-                raise HelperFailure("bpf", f"the BPF engine cannot count here: {why}") from None
-            emit_status("engine", engine="perf", reason=why[:200])
+        for attempt in range(2):
+            try:
+                return bpf_engine(args, mountinfo, tracefs)
+            except (BpfError, cgroup.CgroupError, OSError) as e:
+                if attempt == 0 and isinstance(e, BpfError) and others_named(CLOSING):
+                    wait_for_closing_perf(stop)
+                    continue
+                why = str(e) if not isinstance(e, OSError) else f"{e.strerror}: {e.filename}"
+                if args.engine == "bpf":
+                    raise HelperFailure("bpf", f"the BPF engine cannot count here: {why}") from None
+                emit_status("engine", engine="perf", reason=why[:200])
+                break
+    wait_for_closing_perf(stop)
     return perf_engine(args, mountinfo, tracefs)
 
 
@@ -253,11 +270,7 @@ def count(args: argparse.Namespace) -> tuple[dict, Engine]:
     mounts = cgroup.parse_mountinfo(mountinfo)
     seal_cgroup_mounts(mounts)
     tracefs = find_tracefs()
-    wait_while_closing(lambda: emit_status(
-        "waiting", what="another docker spy helper's perf to close its events (about 15 s)"),
-        stopped=stop.requested.is_set)
-    not_before_counting(stop)
-    engine, paths = open_engine(args, mountinfo, tracefs)
+    engine, paths = open_engine(args, mountinfo, tracefs, stop)
     try:
         return window(args, engine, paths, mounts, stop), engine
     except BaseException:

@@ -50,8 +50,8 @@ def test_timeout_int_prints_the_report_every_time(docker_env, helper_image, targ
 
 @pytest.fixture
 def closing_helper() -> Iterator[None]:
-    """A process named as a helper whose perf is closing its events: a new helper waits for it
-    before it counts (helper/peers.py), so the start is slow, on purpose."""
+    """A process named as a helper whose perf is closing its events: a new perf helper waits for
+    it before it counts (helper/peers.py), so the start is slow, on purpose."""
     proc = subprocess.Popen(["python3", "-c", "import ctypes, time; "
                              "ctypes.CDLL(None).prctl(15, b'spy-helper:cls', 0, 0, 0); time.sleep(600)"])
     for _ in range(100):
@@ -68,7 +68,7 @@ def closing_helper() -> Iterator[None]:
 def test_a_slow_start_says_what_it_waits_for_and_ctrl_c_then_reports_nothing(
         docker_env, helper_image, target: Target, closing_helper: None) -> None:
     for i in FIVE:
-        spy = start_spy(docker_env, target.name, "-d", "30s", new_session=True)
+        spy = start_spy(docker_env, target.name, "-d", "30s", "--engine", "perf", new_session=True)
         deadline = time.monotonic() + 30
         said = "waiting for another docker spy helper's perf to close its events (about 15 s)..."
         while not any(said in line for line in spy.stderr_lines):
