@@ -31,6 +31,27 @@ stop() {
     fi
     rmdir /sys/fs/cgroup/perf_event 2>/dev/null || true
     ip netns del "spy-$name" 2>/dev/null || true
+    give_back_perf_event
+}
+
+# A v1 hierarchy outlives its last mount while it has child cgroups, dying ones too (a perf
+# event on a container's cgroup keeps it so for a while after the container is gone), and
+# perf_event stays bound to it, away from cgroup2. Mount it again, remove what is left, and
+# unmount it with no child: then the kernel destroys it and perf_event is cgroup2's again.
+give_back_perf_event() {
+    grep -q ':perf_event:' /proc/self/cgroup || return 0
+    local mnt
+    mnt=$(mktemp -d)
+    for _ in $(seq 1 120); do
+        mount -t cgroup -o perf_event cgroup "$mnt" || break
+        find "$mnt" -mindepth 1 -type d | sort -r | xargs -r rmdir 2>/dev/null || true
+        umount "$mnt"
+        grep -q ':perf_event:' /proc/self/cgroup || { rmdir "$mnt"; return 0; }
+        sleep 0.5
+    done
+    rmdir "$mnt"
+    echo "layout-engine: perf_event is still on a cgroup v1 hierarchy" >&2
+    return 1
 }
 
 case $action in
@@ -48,7 +69,7 @@ start)
     setsid unshare -m --propagation private -- sh -c "$setup && exec nsenter --net=/var/run/netns/spy-$name \
         dockerd -H $sock --data-root $data --exec-root $root/exec --pidfile $root/docker.pid \
         --bridge none --iptables=false --ip-masq=false" > "$root/dockerd.log" 2>&1 < /dev/null &
-    for _ in $(seq 1 60); do
+    for _ in $(seq 1 120); do
         docker -H "$sock" info >/dev/null 2>&1 && { echo "$sock"; exit 0; }
         sleep 1
     done
