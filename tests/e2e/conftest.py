@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -24,6 +25,9 @@ BASE_IMAGE = os.environ.get("SPY_BASE_IMAGE", "debian:trixie-slim")
 HELPER_LABEL = "io.docker-spy.role=helper-container"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 ENGINES = ("bpf", "perf")
+# The plugin's -l info line when counting starts; not "waiting for the helper to start
+# counting", nor the warning "counting with perf: ...".
+COUNTING_LOG = re.compile(r"\[info\s*\] counting\s")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -155,7 +159,7 @@ class SpyRun:
         assert self.proc.stderr is not None
         for line in self.proc.stderr:
             self.stderr_lines.append(line)
-            if "] counting " in line:  # the log line of -l info, not "waiting for ... counting"
+            if COUNTING_LOG.search(line):
                 self.counting.set()
 
     def _read_stdout(self) -> None:

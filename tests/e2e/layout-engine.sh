@@ -57,7 +57,7 @@ give_back_perf_event() {
 case $action in
 start)
     kind=$2
-    stop
+    stop || true  # what an earlier run left: its perf_event may be held for a while yet
     mkdir -p "$root" "$data"
     ip netns add "spy-$name"
     case $kind in
