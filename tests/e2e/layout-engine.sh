@@ -42,7 +42,7 @@ give_back_perf_event() {
     grep -q ':perf_event:' /proc/self/cgroup || return 0
     local mnt
     mnt=$(mktemp -d)
-    for _ in $(seq 1 120); do
+    for _ in $(seq 1 360); do  # up to 3 min: a perf killed with its container closes its events first
         mount -t cgroup -o perf_event cgroup "$mnt" || break
         find "$mnt" -mindepth 1 -type d | sort -r | xargs -r rmdir 2>/dev/null || true
         umount "$mnt"
@@ -69,7 +69,7 @@ start)
     setsid unshare -m --propagation private -- sh -c "$setup && exec nsenter --net=/var/run/netns/spy-$name \
         dockerd -H $sock --data-root $data --exec-root $root/exec --pidfile $root/docker.pid \
         --bridge none --iptables=false --ip-masq=false" > "$root/dockerd.log" 2>&1 < /dev/null &
-    for _ in $(seq 1 120); do
+    for _ in $(seq 1 60); do
         docker -H "$sock" info >/dev/null 2>&1 && { echo "$sock"; exit 0; }
         sleep 1
     done
