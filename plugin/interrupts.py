@@ -70,9 +70,10 @@ class Interrupts:
         self.check()
 
     @contextmanager
-    def deferred(self) -> Iterator[None]:
+    def deferred(self, then: bool = True) -> Iterator[None]:
         """A step that must not be cut in two (the engine creating the helper: cut there,
-        the container would exist with no one to remove it); its interrupt comes after it."""
+        the container would exist with no one to remove it); its interrupt comes after it,
+        or, with then=False, at the next check (a step that returns what it read)."""
         with self._lock:
             self.deferring += 1
         try:
@@ -80,7 +81,8 @@ class Interrupts:
         finally:
             with self._lock:
                 self.deferring -= 1
-        self.check()
+        if then:
+            self.check()
 
     def socket_closed(self) -> None:
         """The docker CLI closed its socket (any thread): an interrupt, unless one came first."""
@@ -102,12 +104,16 @@ class Interrupts:
             if self.first is None or self.raised or self.deferring:
                 return
             self.raised = True
+        self.drain()
+        raise self.first
+
+    def drain(self) -> None:
+        """Empty the wakeup pipe: what woke the main thread is taken."""
         try:
             while os.read(self.wakeup_r, 4096):
                 pass
         except BlockingIOError:
             pass
-        raise self.first
 
     def install(self) -> Callable[[], None]:
         """Handle SIGINT and SIGTERM, and wake `wakeup_r` on every signal even if another

@@ -149,19 +149,20 @@ class _Session:
                 if left <= 0:
                     raise HelperError("the helper stopped answering", "docker spy --debug shows more")
                 ready, _, _ = select.select([self.raw, self.interrupts.wakeup_r], [], [], left)
+                if self.interrupts.wakeup_r in ready:
+                    self.interrupts.drain()  # a signal: check() above takes it, if it is one
                 if self.raw not in ready:
                     continue
             try:
-                chunk = self.raw.recv(1 << 16)
+                with self.interrupts.deferred():  # what was read is kept, whatever comes
+                    chunk = self.raw.recv(1 << 16)
+                    self.buffer += chunk
             except (BlockingIOError, InterruptedError):
                 continue
             except OSError as e:
                 log.debug("attach stream broke", error=str(e))  # as good as its end: see below
                 return False
-            if not chunk:
-                return False
-            self.buffer += chunk
-            return True
+            return bool(chunk)
 
     def frames(self, deadline: float) -> Iterator[tuple[int, bytes]]:
         """(stream, data) frames of the multiplexed stream: a header of stream type, three
@@ -182,12 +183,15 @@ class _Session:
         """The helper's final document; its `interval` documents go to on_interval as they come."""
         for stream, data in self.frames(time.monotonic() + deadline_s):
             if stream == STDOUT:
-                self.stdout += data
-                while b"\n" in self.stdout:
-                    line, self.stdout = self.stdout.split(b"\n", 1)
-                    if not _is_interval(line):
-                        return line
-                    on_interval(line)
+                # A line taken from the buffer is not lost: an interrupt now comes at the next
+                # read, or, once the document is returned, after the report is shown.
+                with self.interrupts.deferred(then=False):
+                    self.stdout += data
+                    while b"\n" in self.stdout:
+                        line, self.stdout = self.stdout.split(b"\n", 1)
+                        if not _is_interval(line):
+                            return line
+                        on_interval(line)
                 if len(self.stdout) > MAX_DOCUMENT_BYTES:
                     return self.stdout  # the contract rejects it, with the reason
             elif stream == STDERR:

@@ -29,7 +29,7 @@ MIN_RATE_SECONDS = 0.1
 SYSCALL_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
 # Names the BPF engine gives what no table of the tracepoints names: a call through the 32-bit
 # entry points (compat_read), a number newer than its tables (syscall_472).
-UNTABLED_NAME = re.compile(r"^compat_[a-z0-9_]{1,57}$|^(compat_)?syscall_[0-9]{1,7}$")
+UNTABLED_NAME = re.compile(r"^compat_[a-z0-9_]{1,57}$|^(compat_)?syscall_[0-9]{1,10}$")
 ERRNO_NAME = re.compile(r"^E[A-Z0-9_]{1,31}$")
 MAX_ERRNOS = 4096
 PRINTABLE = re.compile(r"^[\x20-\x7e]{0,200}$")
@@ -123,6 +123,7 @@ class Report(_Totals):
     engine: str = "perf"  # which engine counted: one of ENGINES
     latency: bool = False  # time_ns and max_ns were measured
     cost: Cost | None = None
+    uncounted: int = 0  # calls the engine saw but had no room to count
 
 
 @dataclass(frozen=True)
@@ -347,6 +348,7 @@ def from_helper(raw: bytes, *, targets: Sequence[TargetInfo], requested_seconds:
         engine=engine,
         latency=latency,
         cost=_cost(doc, engine),
+        uncounted=CHECK.integer(doc, "uncounted", "report.") if "uncounted" in doc else 0,
     )
 
 
@@ -416,4 +418,6 @@ def to_document(report: Report, *, include_zero: bool = False) -> dict[str, Any]
     if report.cost is not None:
         doc["cost"] = {"runs": report.cost.runs, "run_time_ns": report.cost.run_time_ns,
                        "cpu_share": round(report.cost.share(seconds, report.host.cpus), 6)}
+    if report.uncounted:
+        doc["uncounted"] = report.uncounted
     return doc

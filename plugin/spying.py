@@ -176,6 +176,9 @@ def present(p: Plan, opts: SpyOptions, rep: report.Report, interrupt: KeyboardIn
     for t in rep.targets:
         if t.exited:
             log.warning(f"container {t.target.name} stopped during the window: its counts end there")
+    if rep.uncounted:
+        log.warning(f"{rep.uncounted:,} calls through the 32-bit entry points or of unknown numbers "
+                    "found no room and were not counted")
     share = rep.cost.share(rep.window.measured_seconds, rep.host.cpus) if rep.cost else 0.0
     if rep.cost is not None and share > COST_WARNING and report.has_rates(rep.window.measured_seconds):
         log.warning(f"counting took {100 * share:.1f}% of the host's CPU time over the window "

@@ -34,8 +34,8 @@ NR_SLOTS = 512  # as in spy.bpf.c
 MAX_LEVELS = 8
 FEW_TARGETS = 8
 ABI_COMPAT = 1
-CONFIG = struct.Struct(f"<IIIIQQII{NR_SLOTS}s")  # struct config
-CONTROL = struct.Struct(f"<II{MAX_LEVELS}III{FEW_TARGETS}Q{FEW_TARGETS}I")  # struct control
+CONFIG = struct.Struct(f"<IIIIQQII{NR_SLOTS}s4I")  # struct config
+CONTROL = struct.Struct(f"<II{MAX_LEVELS}III{FEW_TARGETS}Q{FEW_TARGETS}IQ")  # struct control
 COUNTS = struct.Struct("<QQ")  # struct counts (and struct times)
 OTHER_KEY = struct.Struct("<HHI")
 ERRNO_KEY = struct.Struct("<HHI")
@@ -58,7 +58,8 @@ class Snapshot:
 
     counts: dict[int, dict[Call, list[int]]]  # slot -> call -> [calls, errors, time_ns, max_ns]
     errnos: dict[int, dict[Call, dict[int, int]]]  # slot -> call -> errno -> failures
-    lost: int = 0  # failures whose errno, or compat calls, found no room
+    errnos_lost: int = 0  # failures whose errno found no room (they are ELOST)
+    uncounted: int = 0  # compat or out-of-range calls that found no room
 
 
 def config_bytes(arch: Arch, latency: bool) -> bytes:
@@ -67,14 +68,18 @@ def config_bytes(arch: Arch, latency: bool) -> bytes:
     for nr in arch.numbers(RETURN_TWICE):
         if nr < NR_SLOTS:
             twice[nr] = 1
+    compat = sorted(nr for nr, name in arch.compat.items() if name in RETURN_TWICE)[:4]
     return CONFIG.pack(layout.regs_off, layout.nr_word, int(layout.nr_is_s32), layout.mode_word,
-                       layout.compat_mask, layout.compat_value, int(latency), 0, bytes(twice))
+                       layout.compat_mask, layout.compat_value, int(latency), 0, bytes(twice),
+                       *compat, *[0] * (4 - len(compat)))
 
 
-def control_bytes(enabled: bool, cgroups: dict[int, tuple[int, int]]) -> bytes:
+def control_bytes(enabled: bool, cgroups: dict[int, tuple[int, int]], since_ns: int = 0) -> bytes:
     """struct control: whether to count, the levels to look at, and, for a few targets, their
-    cgroup ids and slots in place (more are looked up in `targets`). `cgroups` maps a cgroup
-    id to its (slot, level)."""
+    cgroup ids and slots in place (more are looked up in `targets`); with latency, since when
+    a stamp counts. `cgroups` maps a cgroup id to its (slot, level). The programs read it
+    while the helper writes it (a plain copy), so only `enabled` and `since_ns` ever change
+    while it says enabled: ids and slots change only while it says disabled."""
     levels = sorted({level for _, level in cgroups.values()})
     if len(levels) > MAX_LEVELS:
         raise BpfError(f"the targets' cgroups sit at more than {MAX_LEVELS} depths")
@@ -82,12 +87,15 @@ def control_bytes(enabled: bool, cgroups: dict[int, tuple[int, int]]) -> bytes:
     ids = [cid for cid, _ in few] + [0] * (FEW_TARGETS - len(few))
     slots = [slot for _, (slot, _) in few] + [0] * (FEW_TARGETS - len(few))
     return CONTROL.pack(int(enabled), len(levels), *levels, *[0] * (MAX_LEVELS - len(levels)),
-                        len(few), 0, *ids, *slots)
+                        len(few), 0, *ids, *slots, since_ns)
 
 
-def delta(before: Snapshot, after: Snapshot, slot: int, arch: Arch) -> Counts:
+def delta(before: Snapshot, after: Snapshot, slot: int, arch: Arch, whole: bool = False) -> Counts:
     """What target `slot` did between two snapshots, by name. The longest call is after's:
-    a maximum cannot be subtracted (the engine zeroes it when the window starts)."""
+    a maximum cannot be subtracted (the engine zeroes it when the window starts). `whole`:
+    both snapshots were taken with counting off, so calls, errors and errnos agree, and any
+    failure without its errno found the map of errnos full (ELOST); a snapshot taken while
+    counting goes on reads the errnos a little later than the errors, so no such account."""
     calls: dict[str, int] = {}
     errors: dict[str, int] = {}
     errnos: dict[str, dict[str, int]] = {}
@@ -109,8 +117,7 @@ def delta(before: Snapshot, after: Snapshot, slot: int, arch: Arch) -> Counts:
         for err, n in by_errno.items():
             if n - old_errnos.get(call, {}).get(err, 0):
                 errnos.setdefault(name, {})[arch.errno_name(err)] = n - old_errnos.get(call, {}).get(err, 0)
-    for name, failed in errors.items():
-        # Failures whose errno found no room in the map (it never fills in practice: see lost)
+    for name, failed in errors.items() if whole else ():
         unknown = failed - sum(errnos.get(name, {}).values())
         if unknown > 0:
             errnos.setdefault(name, {})[UNKNOWN_ERRNO] = unknown
@@ -152,6 +159,7 @@ class BpfEngine:
         check_enter_format(tracefs)
         try:
             self._load()
+            self._self_test()
         except BaseException:
             self.close()
             raise
@@ -214,19 +222,20 @@ class BpfEngine:
     # --- the window ---------------------------------------------------------------------------
 
     def start(self) -> float:
-        """The self-test, then the baseline, read while nothing counts: calls, errors and
-        errnos are separate increments, and only a still snapshot has them agree."""
-        self._self_test()
+        """The baseline, read while nothing counts (calls, errors and errnos are separate
+        increments, and only a still snapshot has them agree), then counting on."""
         self._disable()
         # The engine's own cgroup is no target: forget it, and its level unless a target's.
         own = next(cid for cid, (slot, _) in self.cgroups.items() if slot == self.self_slot)
         libbpf.delete(self.fd["targets"], CGROUP_KEY.pack(own))
         del self.cgroups[own]
+        libbpf.update(self.fd["control"], SLOT_KEY.pack(0), control_bytes(False, self.cgroups))
         self._zero_times()
         self.baseline = self.previous = self.snapshot()
         self.cost_before = self._program_stats()
-        libbpf.update(self.fd["control"], SLOT_KEY.pack(0), control_bytes(True, self.cgroups))
         self.started = time.monotonic()
+        libbpf.update(self.fd["control"], SLOT_KEY.pack(0),
+                      control_bytes(True, self.cgroups, time.monotonic_ns()))
         return self.started
 
     def stop(self) -> None:
@@ -254,12 +263,15 @@ class BpfEngine:
         return Tick(counts, round(end - self.started, 9), final)
 
     def totals(self) -> list[Counts]:
-        """The whole window of every target (the final tick's snapshot less the baseline)."""
-        return [delta(self.baseline, self.previous, slot, self.arch)
+        """The whole window of every target: the final snapshot less the baseline, both
+        read with counting off."""
+        return [delta(self.baseline, self.previous, slot, self.arch, whole=True)
                 for slot in range(len(self.targets))]
 
-    def lost(self) -> int:
-        return self.previous.lost - self.baseline.lost
+    def uncounted(self) -> int:
+        """Calls seen but not counted: compat calls, or numbers beyond the array, that found
+        the shared map full."""
+        return self.previous.uncounted - self.baseline.uncounted
 
     def cost(self) -> dict[str, int] | None:
         if self.stats_fd < 0 or not hasattr(self, "cost_after"):
@@ -286,7 +298,7 @@ class BpfEngine:
         """Stop counting, then wait until no program that saw counting on can still be
         running: a global memory barrier is an RCU grace period, and the programs run with
         preemption off, inside one."""
-        libbpf.update(self.fd["control"], SLOT_KEY.pack(0), control_bytes(False, {}))
+        libbpf.update(self.fd["control"], SLOT_KEY.pack(0), control_bytes(False, self.cgroups))
         nr = MEMBARRIER_NR.get(self.arch.machine)
         if nr is None or libc().syscall(nr, MEMBARRIER_GLOBAL, 0, 0) != 0:
             time.sleep(0.05)
@@ -313,35 +325,36 @@ class BpfEngine:
             at = data.find(1, (at // 8 + 1) * 8)
         return found
 
-    def _per_cpu(self, fd: int, key: bytes, fmt: struct.Struct) -> list[tuple[int, ...]]:
-        raw = libbpf.lookup(fd, key, fmt.size * self.cpus)
-        if raw is None:
-            return []
-        return [fmt.unpack_from(raw, i * fmt.size) for i in range(self.cpus)]
+    def _per_cpu(self, fd: int, key: bytes, words: int) -> memoryview | None:
+        """Every CPU's value of a per-CPU map's key, as 64-bit words (`words` a CPU)."""
+        raw = libbpf.lookup(fd, key, 8 * words * self.cpus)
+        return None if raw is None else memoryview(raw).cast("Q")
 
     def snapshot(self) -> Snapshot:
         counts: dict[int, dict[Call, list[int]]] = {}
         for index in self._touched():
             key = SLOT_KEY.pack(index)
-            cpus = self._per_cpu(self.fd["counts"], key, COUNTS)
-            entry = [sum(c[0] for c in cpus), sum(c[1] for c in cpus), 0, 0]
-            if self.latency:
-                spent = self._per_cpu(self.fd["times"], key, COUNTS)
-                entry[2] = sum(t[0] for t in spent)
-                entry[3] = max((t[1] for t in spent), default=0)
+            cpus = self._per_cpu(self.fd["counts"], key, 2)
+            if cpus is None:
+                continue
+            entry = [sum(cpus[0::2]), sum(cpus[1::2]), 0, 0]
+            spent = self._per_cpu(self.fd["times"], key, 2) if self.latency else None
+            if spent is not None:
+                entry[2], entry[3] = sum(spent[0::2]), max(spent[1::2])
             counts.setdefault(index // NR_SLOTS, {})[(0, index % NR_SLOTS)] = entry
         for key in libbpf.keys(self.fd["other"], OTHER_KEY.size):
             raw = libbpf.lookup(self.fd["other"], key, COUNTS.size)
             if raw is not None:
                 slot, abi, nr = OTHER_KEY.unpack(key)
+                entry = counts.setdefault(slot, {}).setdefault((abi, nr), [0, 0, 0, 0])
                 n, failed = COUNTS.unpack(raw)
-                counts.setdefault(slot, {})[(abi, nr)] = [n, failed, 0, 0]
+                entry[0] += n
+                entry[1] += failed
         errnos: dict[int, dict[Call, dict[int, int]]] = {}
-        one = struct.Struct("<Q")
         for key in libbpf.keys(self.fd["errnos"], ERRNO_KEY.size):
             slot, err, nr = ERRNO_KEY.unpack(key)
-            n = sum(v[0] for v in self._per_cpu(self.fd["errnos"], key, one))
-            errnos.setdefault(slot, {}).setdefault((err >> 15, nr), {})[err & 0x7FFF] = n
-        lost = sum(sum(v[0] for v in self._per_cpu(self.fd["lost"], SLOT_KEY.pack(i), one))
-                   for i in range(2))
-        return Snapshot(counts, errnos, lost)
+            cpus = self._per_cpu(self.fd["errnos"], key, 1)
+            if cpus is not None:
+                errnos.setdefault(slot, {}).setdefault((err >> 15, nr), {})[err & 0x7FFF] = sum(cpus)
+        lost = [self._per_cpu(self.fd["lost"], SLOT_KEY.pack(i), 1) for i in range(2)]
+        return Snapshot(counts, errnos, *(sum(v) if v is not None else 0 for v in lost))

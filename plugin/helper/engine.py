@@ -49,6 +49,13 @@ class Engine(Protocol):
     def cost(self) -> dict[str, int] | None:
         """What counting cost the kernel over the window, where the engine can tell."""
 
+    def totals(self) -> list[Counts] | None:
+        """After the last tick: the whole window per target, where the engine reads it whole
+        (None: the ticks add up to it)."""
+
+    def uncounted(self) -> int:
+        """Calls it saw but could not count (a full map)."""
+
     def close(self) -> None:
         """After the report: let go of everything counting held."""
 

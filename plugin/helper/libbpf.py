@@ -85,7 +85,7 @@ class Messages:
     def _print(self, level: int, fmt: bytes, args: int) -> int:
         if level == LIBBPF_DEBUG:
             return 0
-        buf = ctypes.create_string_buffer(1024)
+        buf = ctypes.create_string_buffer(1 << 16)  # the verifier's log comes as one message
         self._vsnprintf(buf, len(buf), fmt, args)
         for line in buf.value.decode(errors="replace").splitlines():
             if line.strip():
@@ -94,12 +94,13 @@ class Messages:
         return 0
 
     def reason(self) -> str:
-        """The line that says why the kernel refused, as well as it can be told."""
-        for line in reversed(self.lines):
-            if "BEGIN PROG LOAD LOG" in line or "END PROG LOAD LOG" in line:
-                continue
-            if not line.startswith("libbpf:") or "failed" in line or "Error" in line:
-                return line[:160]
+        """The line that says why the kernel refused: the verifier log's last line, else
+        libbpf's last word."""
+        ends = [i for i, line in enumerate(self.lines) if "END PROG LOAD LOG" in line]
+        if ends:
+            for line in reversed(self.lines[:ends[-1]]):
+                if "PROG LOAD LOG" not in line and not line.startswith("processed "):
+                    return line[:160]
         return self.lines[-1][:160] if self.lines else "no reason given"
 
 

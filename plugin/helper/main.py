@@ -308,6 +308,7 @@ def window(args: argparse.Namespace, engine: Engine, paths: list[str],
                                     for pid, c in zip(args.pid, tick.counts, strict=True)]})
         if tick.final:
             break
+    totals = engine.totals() or totals
     doc = {
         "schema": SCHEMA,
         "kind": "report",
@@ -330,6 +331,8 @@ def window(args: argparse.Namespace, engine: Engine, paths: list[str],
     cost = engine.cost()
     if cost is not None:
         doc["cost"] = cost
+    if engine.uncounted():
+        doc["uncounted"] = engine.uncounted()
     return doc
 
 
@@ -354,10 +357,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .libbpf import BpfError
+
     args = parse_args(argv)
     engine = None
     try:
-        report, engine = count(args)
+        try:
+            report, engine = count(args)
+        except BpfError as e:  # the BPF engine failed after it was chosen: say so, not a traceback
+            raise HelperFailure("bpf", f"the BPF engine failed: {e}") from None
         status = 0
     except HelperFailure as e:
         # The plugin takes at most 200 printable characters (report.py).

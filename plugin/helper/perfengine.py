@@ -11,7 +11,7 @@ import threading
 import time
 
 from . import perf
-from .engine import Tick
+from .engine import Counts, Tick
 from .shards import Shards, shard_size
 
 PRINT_GRACE_S = 30.0
@@ -58,6 +58,12 @@ class PerfEngine:
 
     def cost(self) -> dict[str, int] | None:
         return None  # perf cannot tell what its events cost
+
+    def totals(self) -> list[Counts] | None:
+        return None  # its ticks add up to the window
+
+    def uncounted(self) -> int:
+        return 0
 
     def close(self) -> None:
         self.shards.finish()  # closing the events is slow; the container goes when perf does

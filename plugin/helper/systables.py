@@ -67,10 +67,12 @@ class Layout:
     compat_value: int
 
 
-# x86_64: orig_ax at 120, then ip, cs (136): a 32-bit task runs in __USER32_CS (0x23).
+# x86_64: orig_ax at 120, then ip, cs (136): a 32-bit task runs in __USER32_CS (0x23). The
+# number is orig_ax's low 32 bits, sign-extended, as the kernel reads it (since 5.14: a
+# syscall(0x100000027) is getpid).
 # arm64: pstate at 264 (PSR_MODE32_BIT 0x10 for an AArch32 task), orig_x0, syscallno (s32) at 280.
 LAYOUTS = {
-    "x86_64": Layout(regs_off=120, nr_word=0, nr_is_s32=False, mode_word=2,
+    "x86_64": Layout(regs_off=120, nr_word=0, nr_is_s32=True, mode_word=2,
                      compat_mask=0xFFFF, compat_value=0x23),
     "aarch64": Layout(regs_off=264, nr_word=2, nr_is_s32=True, mode_word=0,
                       compat_mask=0x10, compat_value=0x10),

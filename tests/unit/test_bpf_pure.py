@@ -131,14 +131,18 @@ def test_a_cgroup_outside_the_namespace_is_refused() -> None:
 
 def test_config_lays_out_the_architecture_for_the_program() -> None:
     raw = bpfengine.config_bytes(X86, latency=True)
-    assert len(raw) == 552  # sizeof(struct config) in spy.bpf.c, and the object's .rodata
-    regs_off, nr_word, nr_is_s32, mode_word, mask, value, latency, _, twice = bpfengine.CONFIG.unpack(raw)
-    assert (regs_off, nr_word, nr_is_s32, mode_word, mask, value) == (120, 0, 0, 2, 0xFFFF, 0x23)
+    assert len(raw) == 568  # sizeof(struct config) in spy.bpf.c, and the object's .rodata
+    regs_off, nr_word, nr_is_s32, mode_word, mask, value, latency, _, twice, *compat = \
+        bpfengine.CONFIG.unpack(raw)
+    # orig_ax's low 32 bits, sign-extended, as the kernel reads the number
+    assert (regs_off, nr_word, nr_is_s32, mode_word, mask, value) == (120, 0, 1, 2, 0xFFFF, 0x23)
     assert latency == 1
     assert {nr for nr, flag in enumerate(twice) if flag} == {56, 57, 58, 435}  # clone, fork, vfork, clone3
+    assert compat == [2, 120, 190, 435]  # i386: fork, clone, vfork, clone3
     arm = bpfengine.CONFIG.unpack(bpfengine.config_bytes(ARM, latency=False))
     assert arm[:7] == (264, 2, 1, 0, 0x10, 0x10, 0)
     assert {nr for nr, flag in enumerate(arm[8]) if flag} == {220, 435}  # arm64 has no fork, vfork
+    assert list(arm[9:]) == [2, 120, 190, 435]  # the 32-bit ARM table numbers them as i386 does
 
 
 def test_the_objects_rodata_is_the_config_struct() -> None:
@@ -154,12 +158,14 @@ def test_the_objects_rodata_is_the_config_struct() -> None:
 
 
 def test_control_has_the_levels_and_a_few_targets_in_place() -> None:
-    fields = bpfengine.CONTROL.unpack(bpfengine.control_bytes(True, {901: (0, 2), 902: (1, 5), 903: (2, 2)}))
-    enabled, n_levels, levels, n_ids, ids, slots = fields[0], fields[1], fields[2:10], fields[10], \
-        fields[12:20], fields[20:28]
+    fields = bpfengine.CONTROL.unpack(bpfengine.control_bytes(True, {901: (0, 2), 902: (1, 5), 903: (2, 2)},
+                                                              since_ns=77))
+    enabled, n_levels, levels, n_ids, ids, slots, since = fields[0], fields[1], fields[2:10], fields[10], \
+        fields[12:20], fields[20:28], fields[28]
     assert (enabled, n_levels, levels[:3]) == (1, 2, (2, 5, 0))
     assert n_ids == 3 and ids[:4] == (901, 902, 903, 0) and slots[:3] == (0, 1, 2)
-    assert bpfengine.CONTROL.size == 8 + 32 + 8 + 64 + 32  # sizeof(struct control)
+    assert since == 77
+    assert bpfengine.CONTROL.size == 8 + 32 + 8 + 64 + 32 + 8  # sizeof(struct control)
     many = {1000 + i: (i, 2) for i in range(9)}  # more than 8: the hash map, not in place
     assert bpfengine.CONTROL.unpack(bpfengine.control_bytes(True, many))[10] == 0
     with pytest.raises(bpfengine.BpfError, match="more than 8 depths"):
@@ -190,4 +196,22 @@ def test_failures_the_errno_map_had_no_room_for_are_named_so() -> None:
     # still counted as a failure, and its errno as ELOST, so that errnos add up to errors.
     before = Snapshot({0: {(0, 81): [0, 0, 0, 0]}}, {})
     after = Snapshot({0: {(0, 81): [10, 10, 0, 0]}}, {0: {(0, 81): {9: 7}}})
-    assert bpfengine.delta(before, after, 0, X86).errnos == {"fchdir": {"EBADF": 7, "ELOST": 3}}
+    assert bpfengine.delta(before, after, 0, X86, whole=True).errnos == {"fchdir": {"EBADF": 7, "ELOST": 3}}
+    # Read while counting goes on, errnos come a little after errors: no such account then.
+    assert bpfengine.delta(before, after, 0, X86).errnos == {"fchdir": {"EBADF": 7}}
+
+
+def test_the_reason_of_a_refusal_is_the_verifiers_last_word() -> None:
+    from plugin.helper.libbpf import Messages
+
+    messages = Messages.__new__(Messages)  # no libc needed to read lines back
+    messages.lines = ["libbpf: prog 'count_exit': BPF program load failed: Invalid argument",
+                      "libbpf: prog 'count_exit': -- BEGIN PROG LOAD LOG --",
+                      "0: R1=ctx() R10=fp0", "; int count_exit(...)",
+                      "unknown func bpf_get_current_ancestor_cgroup_id#123",
+                      "processed 12 insns (limit 1000000)",
+                      "-- END PROG LOAD LOG --",
+                      "libbpf: failed to load object 'spy.bpf.o'"]
+    assert messages.reason() == "unknown func bpf_get_current_ancestor_cgroup_id#123"
+    messages.lines = ["libbpf: failed to load object 'spy.bpf.o'"]
+    assert messages.reason() == "libbpf: failed to load object 'spy.bpf.o'"

@@ -116,3 +116,16 @@ def test_the_signal_behind_a_socket_close_sets_the_kind(clock: Clock) -> None:
     with pytest.raises(Terminated):
         ints.handle(signal.SIGTERM)
     assert isinstance(ints.first, Terminated)
+
+
+def test_a_step_that_returns_what_it_read_keeps_its_interrupt_for_later(clock: Clock) -> None:
+    ints = Interrupts(clock)
+
+    def read() -> str:
+        with ints.deferred(then=False):
+            ints.handle(signal.SIGINT)  # lands as the report's line is taken
+            return "the report"
+
+    assert read() == "the report"
+    with pytest.raises(KeyboardInterrupt):
+        ints.check()  # the next place that looks

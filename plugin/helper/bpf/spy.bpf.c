@@ -46,6 +46,7 @@ struct config {
 	__u32 latency;        /* stamp calls at sys_enter, sum their time at sys_exit */
 	__u32 pad;
 	__u8 twice[NR_SLOTS]; /* 1: the syscall returns twice (fork, vfork, clone, clone3) */
+	__u32 twice_compat[4]; /* their numbers in the 32-bit table (0: none) */
 };
 
 const volatile struct config CONFIG = {};
@@ -61,6 +62,7 @@ struct control {
 	__u32 pad;
 	__u64 ids[FEW_TARGETS];
 	__u32 slots[FEW_TARGETS];
+	__u64 since_ns; /* with latency: a stamp older than this is not the window's */
 };
 
 struct counts {
@@ -215,6 +217,14 @@ static __always_inline struct counts *slot_of(__u32 slot, __u32 nr, __u32 *index
 	return bpf_map_lookup_elem(&counts, index);
 }
 
+static __always_inline int returns_twice_compat(__u32 nr)
+{
+	for (int i = 0; i < 4; i++)
+		if (CONFIG.twice_compat[i] && CONFIG.twice_compat[i] == nr)
+			return 1;
+	return 0;
+}
+
 static __always_inline int target_levels(struct control **ctl)
 {
 	__u32 zero = 0;
@@ -267,16 +277,19 @@ int count_exit(struct bpf_raw_tracepoint_args *ctx)
 				__u32 tid = (__u32)bpf_get_current_pid_tgid();
 				__u64 *start = bpf_map_lookup_elem(&started, &tid);
 
-				if (start) {
+				/* A stamp of 0 is taken; one before the window is not the window's. */
+				if (start && *start && *start >= ctl->since_ns)
 					elapsed = bpf_ktime_get_ns() - *start;
-					bpf_map_delete_elem(&started, &tid);
-				}
+				if (start)
+					*start = 0;
 			}
 			have_regs = 1;
 		}
 		__u64 failed = ret < 0 && ret >= -MAX_ERRNO;
 
 		if (compat || nr >= NR_SLOTS) {
+			if (compat && ret == 0 && returns_twice_compat((__u32)nr))
+				continue; /* the child's return of a 32-bit fork */
 			add_other(*slot, compat ? ABI_COMPAT : 0, (__u32)nr, failed);
 			if (failed)
 				add_errno(*slot, compat ? ABI_COMPAT : 0, (__u32)nr, ret);
@@ -287,9 +300,14 @@ int count_exit(struct bpf_raw_tracepoint_args *ctx)
 
 		if (!c)
 			continue;
-		/* A call that returns twice is the parent's return: a pid, or an error. */
-		if (ret != 0 || !CONFIG.twice[nr & (NR_SLOTS - 1)])
+		/* A call that returns twice is the parent's return: a pid, or an error. The child's
+		 * return was never stamped at its entry: it has no time. */
+		int child = ret == 0 && CONFIG.twice[nr & (NR_SLOTS - 1)];
+
+		if (!child)
 			c->calls += 1;
+		else
+			elapsed = 0;
 		if (failed) {
 			c->errors += 1;
 			add_errno(*slot, 0, (__u32)nr, ret);
@@ -345,9 +363,13 @@ int stamp_enter(struct bpf_raw_tracepoint_args *ctx)
 	for (int i = 0; i < MAX_LEVELS && i < n; i++) {
 		if (target_at(ctl, i)) {
 			__u32 tid = (__u32)bpf_get_current_pid_tgid();
-			__u64 now = bpf_ktime_get_ns();
+			__u64 now = bpf_ktime_get_ns(), *start = bpf_map_lookup_elem(&started, &tid);
 
-			bpf_map_update_elem(&started, &tid, &now, BPF_ANY);
+			/* In place for a thread already known: no LRU node taken, no lock. */
+			if (start)
+				*start = now;
+			else
+				bpf_map_update_elem(&started, &tid, &now, BPF_NOEXIST);
 			return 0;
 		}
 	}
