@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A second Docker engine on this machine that sees another cgroup layout than the host's, for
 # the layout tests (tests/e2e/test_layouts.py), or by hand:
-#   bash tests/e2e/layout-engine.sh start v2|v1 NAME    prints the engine's DOCKER_HOST
+#   bash tests/e2e/layout-engine.sh start host|v2|v1 NAME    prints the engine's DOCKER_HOST
 #   bash tests/e2e/layout-engine.sh stop NAME
+# host: the host's cgroup layout, only another engine (for a swarm of engines on one machine).
 # v2: dockerd in a private mount namespace where the host's cgroup2 is bound over
 #     /sys/fs/cgroup: a cgroup-v2-only engine ("Cgroup Version: 2"), as most distributions run.
 # v1: dockerd in a private mount namespace where cgroup2 is unmounted and perf_event is mounted
@@ -61,9 +62,10 @@ start)
     mkdir -p "$root" "$data"
     ip netns add "spy-$name"
     case $kind in
+    host) setup=true ;;
     v2) setup='mount --bind /sys/fs/cgroup/unified /sys/fs/cgroup' ;;
     v1) setup='umount /sys/fs/cgroup/unified && mkdir -p /sys/fs/cgroup/perf_event && mount -t cgroup -o perf_event cgroup /sys/fs/cgroup/perf_event' ;;
-    *) echo "layout-engine: v2 or v1, not $kind" >&2; exit 2 ;;
+    *) echo "layout-engine: host, v2 or v1, not $kind" >&2; exit 2 ;;
     esac
     # setsid: the engine outlives this script; the shell execs it in the new namespaces.
     setsid unshare -m --propagation private -- sh -c "$setup && exec nsenter --net=/var/run/netns/spy-$name \
@@ -77,5 +79,5 @@ start)
     exit 1
     ;;
 stop) stop ;;
-*) echo "usage: layout-engine.sh start v2|v1 NAME | stop NAME" >&2; exit 2 ;;
+*) echo "usage: layout-engine.sh start host|v2|v1 NAME | stop NAME" >&2; exit 2 ;;
 esac
