@@ -40,6 +40,7 @@ examples:
   docker spy web db cache -d 10s      several containers, one column each
   docker spy -f label=com.docker.compose.project=shop -d 10s   a whole compose project
   docker spy web --interval 2s        a live view, like docker stats
+  docker spy --service api -d 30s     every task of a Swarm service, on every node
   docker spy 3f2a1b --top 10          a unique id prefix works too; show the 10 busiest
   docker spy web -d 5s --by-class     subtotals per class: file, network, process, ...
   docker spy web -d 10s --latency     also the time spent in each syscall
@@ -71,6 +72,7 @@ class SpyOptions:
     audit_profile: str | None = None  # a profile file, or "default"
     engine: str = "auto"  # auto, bpf or perf
     latency: bool = False  # also the time spent in each syscall (BPF)
+    services: tuple[str, ...] = ()  # Swarm services: every running task, on its node
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -111,7 +113,7 @@ def add_logging_options(parser: argparse.ArgumentParser) -> None:
 
 def spy_parser(prog: str) -> argparse.ArgumentParser:
     parser = OneLineParser(
-        prog=prog, usage=f"{prog} [OPTIONS] CONTAINER [CONTAINER...]",
+        prog=prog, usage=f"{prog} [OPTIONS] CONTAINER [CONTAINER...] | --service SERVICE",
         description="Count the system calls running containers make, per syscall: calls, "
                     "failed calls, rate and share. A short-lived helper container on the same "
                     "engine counts them in the kernel: with BPF where it can, else with perf.",
@@ -122,6 +124,9 @@ def spy_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("-f", "--filter", action="append", default=[], metavar="FILTER",
                         help="spy the running containers that match, as docker ps --filter "
                              "(e.g. label=com.docker.compose.project=shop, name=api)")
+    parser.add_argument("--service", action="append", default=[], metavar="SERVICE",
+                        help="spy every running task of this Swarm service, on whichever node it "
+                             "runs (on a Swarm manager; repeat it for several services)")
     parser.add_argument("-d", "--duration", type=str, default=None, metavar="DURATION",
                         help="how long to count: 500ms, 30s, 2m, 1h (default: until Ctrl-C)")
     parser.add_argument("-i", "--interval", type=str, default=None, metavar="DURATION",

@@ -68,8 +68,11 @@ def dispatch(global_flags: dict[str, Any], args: Sequence[str], interrupts: Inte
         return completion.complete(_global_options(global_flags), args[1:], sys.stdout)
     ns = spy_parser(prog).parse_args(args)
     setup_logging(_log_level(global_flags, ns.debug, ns.log_level))
-    if not ns.containers and not ns.filter:
-        raise UsageError("name a container, or pick some with --filter", f"see '{prog} --help'")
+    if not ns.containers and not ns.filter and not ns.service:
+        raise UsageError("name a container, or pick some with --filter or --service",
+                         f"see '{prog} --help'")
+    if ns.service and (ns.containers or ns.filter):
+        raise UsageError("--service counts a service's tasks: name no container and no --filter with it")
     opts = SpyOptions(
         containers=tuple(ns.containers), filters=tuple(ns.filter),
         seconds=parse_duration(ns.duration) if ns.duration is not None else None,
@@ -78,8 +81,11 @@ def dispatch(global_flags: dict[str, Any], args: Sequence[str], interrupts: Inte
         by_class=ns.by_class, helper_image=ns.helper_image,
         privileged=ns.privileged, quiet=ns.quiet,
         seccomp_profile=ns.seccomp_profile, audit_profile=ns.audit_profile,
-        engine=ns.engine, latency=ns.latency,
+        engine=ns.engine, latency=ns.latency, services=tuple(ns.service),
     )
+    if opts.services and opts.interval is not None:
+        raise UsageError("--interval is not yet there with --service",
+                         "the report comes at the end of the window, or at Ctrl-C")
     if opts.latency and opts.engine == "perf":
         raise UsageError("--latency needs the BPF engine", "leave --engine perf out")
     if opts.interval is not None and opts.seconds is not None and opts.interval > opts.seconds:

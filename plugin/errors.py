@@ -10,6 +10,7 @@ class ExitStatus(IntEnum):
     ERROR = 1  # an expected failure: the target, the engine, the helper
     USAGE = 2  # the command line is wrong
     DENIED = 3  # --audit-profile: the profile would deny an observed syscall
+    PARTIAL = 4  # --service: a node gave no report; the others are shown
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
     TERMINATED = 143  # SIGTERM (128 + SIGTERM)
 

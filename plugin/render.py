@@ -72,13 +72,18 @@ def title(report: Report, view: View = View()) -> str:
     partial = ""
     if report.partial:
         why = WHY_PARTIAL.get(report.stopped or "", "")
+        if report.missing and not why:
+            why = f"{len(report.missing)} node{'s' * (len(report.missing) > 1)} gave no report"
         partial = f", PARTIAL ({why})" if why else ", PARTIAL"
-    if len(report.targets) == 1:
+    tasks = any(t.target.node for t in report.targets)
+    if len(report.targets) == 1 and not tasks:
         t = report.targets[0].target
         who = f"{t.name} ({t.id if view.no_trunc else t.id[:12]})"
     else:
-        names = ", ".join(t.target.name + (" exited" if t.exited else "") for t in report.targets)
-        who = f"{len(report.targets)} containers ({names})"
+        names = ", ".join(t.target.name + (f" on {t.target.node}" if t.target.node else "")
+                          + (" exited" if t.exited else "") for t in report.targets)
+        kind = "task" if tasks else "container"
+        who = f"{len(report.targets)} {kind}{'s' * (len(report.targets) > 1)} ({names})"
     short = "" if has_rates(report.window.measured_seconds) else \
         f" (under {MIN_RATE_SECONDS:g} s: too short for rates)"
     return (f"{who}: {report.total_calls:,} syscalls in "
@@ -97,8 +102,8 @@ def duration(ns: int) -> str:
 
 
 def has_errnos(report: Report) -> bool:
-    """The engine told the errnos (BPF): the table has an ERRNO column."""
-    return report.engine == "bpf"
+    """An engine told the errnos (BPF): the table has an ERRNO column."""
+    return "bpf" in report.engine.split(",")
 
 
 def top_errno(s: SyscallCount) -> str:
@@ -109,7 +114,6 @@ def top_errno(s: SyscallCount) -> str:
 
 def _cells(report: Report, view: View, name: str, members: Sequence[SyscallCount],
            per_target: Sequence[int], top_calls: int) -> list[str]:
-    seconds = report.window.measured_seconds or 1.0
     calls, errors = sum(s.calls for s in members), sum(s.errors for s in members)
     share = calls / (report.total_calls or 1)
     cells = [name]
@@ -118,7 +122,8 @@ def _cells(report: Report, view: View, name: str, members: Sequence[SyscallCount
     cells += [f"{calls:,}", f"{errors:,}"]
     if has_errnos(report):
         cells.append(top_errno(members[0]) if len(members) == 1 else "")
-    cells.append(f"{calls / seconds:,.1f}" if has_rates(report.window.measured_seconds) else "-")
+    rate = report.rate(per_target)
+    cells.append("-" if rate is None else f"{rate:,.1f}")
     if report.latency:
         spent = sum(s.time_ns or 0 for s in members)
         timed = sum(s.calls for s in members if s.time_ns is not None)
@@ -216,8 +221,8 @@ def write(report: Report, view: View, stream: TextIO) -> None:
         header += ["errnos"] if has_errnos(report) else []
         header += ["time_ns", "max_ns"] if report.latency else []
         out.writerow(header)
-        seconds = report.window.measured_seconds or 1.0
         for t in report.targets:
+            seconds = (t.window or report.window).measured_seconds or 1.0
             for s in rows(t.syscalls, view):
                 row = [t.target.name, s.name, s.calls, s.errors, f"{s.calls / seconds:.3f}",
                        f"{100 * s.calls / (t.total_calls or 1):.3f}"]

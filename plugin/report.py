@@ -85,10 +85,11 @@ class Cost:
 
 @dataclass(frozen=True)
 class TargetInfo:
-    id: str
-    name: str
-    pid: int
+    id: str  # the container's id
+    name: str  # the container's name, or a Swarm task's (web.1)
+    pid: int  # its host PID; 0 for a Swarm task (its helper knows it by its id)
     cgroup: str = ""
+    node: str = ""  # a Swarm task's node
 
 
 class _Totals:
@@ -110,6 +111,7 @@ class TargetCounts(_Totals):
     target: TargetInfo
     syscalls: tuple[SyscallCount, ...]  # sorted by calls, most first; zero rows included
     exited: bool = False  # the container stopped during the window
+    window: Window | None = None  # its own, when its helper's differs (a Swarm node's)
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,19 @@ class Report(_Totals):
     latency: bool = False  # time_ns and max_ns were measured
     cost: Cost | None = None
     uncounted: int = 0  # calls the engine saw but had no room to count
+    missing: tuple[tuple[str, str], ...] = ()  # Swarm nodes that gave no report: (node, why)
+
+    def rate(self, per_target: Sequence[int]) -> float | None:
+        """Calls per second of calls made by each target (in the targets' order): over the
+        window, or, where targets were counted in windows of their own, the sum of their
+        rates. None where no window is long enough for a rate."""
+        windows = [t.window.measured_seconds if t.window else self.window.measured_seconds
+                   for t in self.targets]
+        if not any(has_rates(w) for w in windows):
+            return None
+        if all(t.window is None for t in self.targets):
+            return sum(per_target) / self.window.measured_seconds
+        return sum(n / w for n, w in zip(per_target, windows, strict=True) if has_rates(w))
 
 
 @dataclass(frozen=True)
@@ -274,12 +289,17 @@ def _times(row: Any, name: str, latency: bool) -> tuple[int | None, int | None]:
     return spent, longest
 
 
-def _targets(doc: dict[str, Any], pids: Sequence[int]) -> list[Any]:
+def _targets(doc: dict[str, Any], pids: Sequence[int | str]) -> list[Any]:
+    """The document's targets, checked to be those asked for: by host PID, or, for a Swarm
+    task's helper, by container id."""
     targets = CHECK.get(doc, "targets", list, "report.")
     if len(targets) != len(pids) or len(targets) > MAX_TARGETS:
         raise _bad("it is not about the containers asked for")
     for i, (entry, pid) in enumerate(zip(targets, pids, strict=True)):
-        if CHECK.integer(entry, "pid", f"targets[{i}].") != pid:
+        if isinstance(pid, str):
+            if CHECK.text(entry, "container", f"targets[{i}].") != pid:
+                raise _bad("it is about another container")
+        elif CHECK.integer(entry, "pid", f"targets[{i}].") != pid:
             raise _bad("it is about another process")
     return targets
 
@@ -301,11 +321,12 @@ def interval_from_helper(raw: bytes, *, pids: Sequence[int], previous: float) ->
 
 
 def from_helper(raw: bytes, *, targets: Sequence[TargetInfo], requested_seconds: float) -> Report:
-    """Validate the helper's `report` document against what was asked of it; build the Report."""
+    """Validate the helper's `report` document against what was asked of it; build the Report.
+    Targets with no PID (Swarm tasks) are known to their helper by container id."""
     doc = decode(raw)
     if doc["kind"] != "report":
         raise _bad("a report was expected")
-    entries = _targets(doc, [t.pid for t in targets])
+    entries = _targets(doc, [t.pid or t.id for t in targets])
     engine = CHECK.get(doc, "engine", str, "report.")
     if engine not in ENGINES:
         raise _bad("engine is not bpf or perf")
@@ -327,7 +348,8 @@ def from_helper(raw: bytes, *, targets: Sequence[TargetInfo], requested_seconds:
         seen = {s.name: s for s in _rows(entry, "syscalls", f"targets[{i}]", names, latency)}
         rows = [*seen.values(), *(SyscallCount(n, 0, 0) for n in names if n not in seen)]
         counted.append(TargetCounts(
-            target=TargetInfo(info.id, info.name, info.pid, CHECK.text(entry, "cgroup", f"targets[{i}].")),
+            target=TargetInfo(info.id, info.name, info.pid, CHECK.text(entry, "cgroup", f"targets[{i}]."),
+                              info.node),
             syscalls=by_calls(rows),
             exited=CHECK.get(entry, "exited", bool, f"targets[{i}]."),
         ))
@@ -373,9 +395,9 @@ def has_rates(seconds: float) -> bool:
     return seconds >= MIN_RATE_SECONDS
 
 
-def _row(s: SyscallCount, seconds: float) -> dict[str, Any]:
+def _row(s: SyscallCount, rate: float | None) -> dict[str, Any]:
     row: dict[str, Any] = {"name": s.name, "calls": s.calls, "errors": s.errors,
-                           "calls_per_second": round(s.calls / seconds, 3) if has_rates(seconds) else None}
+                           "calls_per_second": None if rate is None else round(rate, 3)}
     if s.errnos is not None:
         row["errnos"] = dict(s.errnos)
     if s.time_ns is not None:
@@ -388,9 +410,27 @@ def to_document(report: Report, *, include_zero: bool = False) -> dict[str, Any]
     """The report as `--format json` prints it (schema 3): the targets' counts summed under
     `syscalls`, and each target's own under `targets`."""
     seconds = report.window.measured_seconds
+    per = [{s.name: s.calls for s in t.syscalls} for t in report.targets]
 
-    def shown(rows: Iterable[SyscallCount]) -> list[dict[str, Any]]:
-        return [_row(s, seconds) for s in rows if include_zero or s.calls or s.errors]
+    def shown(rows: Iterable[SyscallCount], only: int | None = None) -> list[dict[str, Any]]:
+        def rate(name: str) -> float | None:
+            if only is None:
+                return report.rate([calls.get(name, 0) for calls in per])
+            w = report.targets[only].window
+            own = w.measured_seconds if w else seconds
+            return per[only].get(name, 0) / own if has_rates(own) else None
+        return [_row(s, rate(s.name)) for s in rows if include_zero or s.calls or s.errors]
+
+    def target(i: int, t: TargetCounts) -> dict[str, Any]:
+        entry: dict[str, Any] = {"id": t.target.id, "name": t.target.name, "pid": t.target.pid,
+                                 "cgroup": t.target.cgroup, "exited": t.exited}
+        if t.target.node:
+            entry["node"] = t.target.node
+        if t.window is not None:
+            entry["window"] = {"measured_seconds": t.window.measured_seconds,
+                               "started_at": t.window.started_at}
+        return {**entry, "total": {"calls": t.total_calls, "errors": t.total_errors},
+                "syscalls": shown(t.syscalls, i)}
 
     doc: dict[str, Any] = {
         "schema": SCHEMA,
@@ -407,17 +447,13 @@ def to_document(report: Report, *, include_zero: bool = False) -> dict[str, Any]
                  "engine_version": report.host.engine_version},
         "total": {"calls": report.total_calls, "errors": report.total_errors},
         "syscalls": shown(report.syscalls),
-        "targets": [
-            {"id": t.target.id, "name": t.target.name, "pid": t.target.pid,
-             "cgroup": t.target.cgroup, "exited": t.exited,
-             "total": {"calls": t.total_calls, "errors": t.total_errors},
-             "syscalls": shown(t.syscalls)}
-            for t in report.targets
-        ],
+        "targets": [target(i, t) for i, t in enumerate(report.targets)],
     }
     if report.cost is not None:
         doc["cost"] = {"runs": report.cost.runs, "run_time_ns": report.cost.run_time_ns,
                        "cpu_share": round(report.cost.share(seconds, report.host.cpus), 6)}
     if report.uncounted:
         doc["uncounted"] = report.uncounted
+    if report.missing:
+        doc["missing"] = [{"node": node, "reason": why} for node, why in report.missing]
     return doc

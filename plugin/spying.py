@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from . import daemon, helper_image, launcher, live, render, report, target
+from . import daemon, fleet, helper_image, launcher, live, render, report, target
 from .cli import MAX_SECONDS, SpyOptions, progress_printer
 from .errors import ExitStatus, InterruptedEarly, interrupt_status
 from .interrupts import Interrupts, in_background
@@ -38,9 +38,9 @@ class Plan:
     """What to count, where and how, decided before any helper runs."""
 
     client: docker.DockerClient
-    targets: tuple[target.Target, ...]
+    names: str  # of the containers or tasks, for the messages
     infos: tuple[report.TargetInfo, ...]
-    spec: launcher.HelperRun
+    spec: launcher.HelperRun | fleet.Job  # one helper, or a Swarm job of helpers
     view: render.View
     mode: str  # live.Display's: frames, lines, progress or none
     profile: Any  # the seccomp profile to audit against, if any
@@ -66,17 +66,23 @@ def plan(globals_: daemon.GlobalOptions, opts: SpyOptions) -> Plan:
         if opts.seccomp_profile:
             seccomp.check_destination(opts.seccomp_profile)
     client = daemon.connect(globals_)
+    view = render.View(opts.fmt, opts.top, opts.sort, opts.all, opts.no_trunc, opts.by_class)
+    seconds = opts.seconds if opts.seconds is not None else MAX_SECONDS
+    if opts.services:
+        tasks = tuple(fleet.tasks(client, opts.services))
+        image = helper_image.ensure(client, opts.helper_image, progress_printer(opts.quiet))
+        job = fleet.Job(image, tasks, seconds, fleet.CHECKPOINT_S, opts.engine, opts.latency)
+        infos = tuple(report.TargetInfo(t.container_id, t.name, 0, node=t.node) for t in tasks)
+        return Plan(client, ", ".join(t.name for t in tasks), infos, job, view, "none", profile)
     targets = tuple(target.resolve_all(client, opts.containers, opts.filters))
     image = helper_image.ensure(client, opts.helper_image, progress_printer(opts.quiet))
-    seconds = opts.seconds if opts.seconds is not None else MAX_SECONDS
     mode = _display_mode(opts)
     interval = opts.interval if mode in ("frames", "lines") else (
         live.progress_interval(seconds) if mode == "progress" else None)
     spec = launcher.HelperRun(image, targets, seconds, opts.privileged, interval, opts.engine,
                               opts.latency)
-    view = render.View(opts.fmt, opts.top, opts.sort, opts.all, opts.no_trunc, opts.by_class)
     infos = tuple(report.TargetInfo(t.id, t.name, t.pid) for t in targets)
-    return Plan(client, targets, infos, spec, view, mode, profile)
+    return Plan(client, ", ".join(t.name for t in targets), infos, spec, view, mode, profile)
 
 
 class SlowStart:
@@ -109,10 +115,10 @@ class SlowStart:
             self.tell()
 
 
-def run(p: Plan, opts: SpyOptions, interrupts: Interrupts) -> tuple[bytes, KeyboardInterrupt | None]:
-    """One helper on the targets: its report document, and the interrupt that ended it early,
-    if any."""
-    names = ", ".join(t.name for t in p.targets)
+def run(p: Plan, opts: SpyOptions, interrupts: Interrupts) -> Callable[[], report.Report]:
+    """One helper on the targets, or a Swarm job of them: what makes the report of what they
+    counted (the interrupt that ended the run early, if any, is interrupts.first)."""
+    names = p.names
     progress = progress_printer(opts.quiet or not sys.stderr.isatty())
     slow = SlowStart(progress_printer(opts.quiet))
     in_background(slow.watch, "slow-start")
@@ -139,7 +145,13 @@ def run(p: Plan, opts: SpyOptions, interrupts: Interrupts) -> tuple[bytes, Keybo
             log.warning("helper", message=str(event.get("message"))[:300])
 
     try:
-        return launcher.run(p.client, p.spec, on_event, display, interrupts)
+        if isinstance(p.spec, fleet.Job):
+            job = p.spec
+            docs, missing, interrupt = fleet.run(p.client, job, interrupts,
+                                                 lambda node, event: on_event(event))
+            return lambda: fleet.merged(job, p.infos, docs, missing, interrupt is not None)
+        raw, _ = launcher.run(p.client, p.spec, on_event, display, interrupts)
+        return lambda: the_report(p, opts, raw)
     finally:
         slow.done.set()
         display.close()
@@ -191,10 +203,12 @@ def present(p: Plan, opts: SpyOptions, rep: report.Report, interrupt: KeyboardIn
         stream = sys.stdout if opts.fmt == "table" and p.mode != "lines" else sys.stderr
         stream.write("\n")
         seccomp.write_audit(audit, "table", stream)
+    for node, why in rep.missing:
+        log.warning(f"node {node} gave no report: {why}")
     status = ExitStatus.DENIED if audit is not None and audit.would_deny else ExitStatus.OK
     if interrupt is not None and opts.seconds is not None:
         return interrupt_status(interrupt)
-    return status
+    return ExitStatus.PARTIAL if rep.missing else status
 
 
 def spy(globals_: daemon.GlobalOptions, opts: SpyOptions, interrupts: Interrupts) -> int:
@@ -202,11 +216,11 @@ def spy(globals_: daemon.GlobalOptions, opts: SpyOptions, interrupts: Interrupts
         planned = plan(globals_, opts)
     except KeyboardInterrupt as interrupt:
         raise InterruptedEarly(interrupt) from None
-    raw, _ = run(planned, opts, interrupts)  # the interrupt, if any, is interrupts.first
-    # The document is in hand: a first Ctrl-C now (the window ended as it came) waits for the
-    # report to be shown, and sets the exit status; a second one quits at once.
+    made = run(planned, opts, interrupts)
+    # The documents are in hand: a first Ctrl-C now (the window ended as it came) waits for
+    # the report to be shown, and sets the exit status; a second one quits at once.
     try:
         with interrupts.deferred():
-            return present(planned, opts, the_report(planned, opts, raw), interrupts.first)
+            return present(planned, opts, made(), interrupts.first)
     except KeyboardInterrupt as late:
         return interrupt_status(interrupts.first or late)

@@ -24,9 +24,10 @@ import threading
 import time
 from datetime import UTC, datetime
 
-from . import cgroup
+from . import cgroup, fleet
 from .engine import Counts, Engine, HelperFailure, merge
 from .peers import CLOSING, libc, others_named, wait_while_closing
+from .targets import Target, own_v2, perf_cgroups, read_text, v2_cgroups
 
 SCHEMA = 3
 ENGINES = ("auto", "bpf", "perf")
@@ -37,16 +38,6 @@ MS_RDONLY, MS_REMOUNT, MS_BIND = 1, 32, 4096
 def emit_status(event: str, **fields: object) -> None:
     sys.stderr.write(json.dumps({"event": event, **fields}) + "\n")
     sys.stderr.flush()
-
-
-def read_text(path: str, what: str) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read()
-    except FileNotFoundError:
-        raise HelperFailure("target", f"{what} exited before counting started ({path} is gone)") from None
-    except OSError as e:
-        raise HelperFailure("permission", f"cannot read {path}: {e.strerror}") from None
 
 
 def _mount_tracefs(where: str) -> bool:
@@ -131,79 +122,51 @@ def watch_stdin(stop: Stop) -> None:
     stop("interrupted")
 
 
-class Targets:
-    """The targets' PIDs, and when each went away: a target's init exiting is its container
-    stopping (or restarting, which makes a new cgroup). Counting goes on while any is left."""
+class Exits:
+    """When each target went away: a target's init exiting (or, named by container id, its
+    cgroup emptying) is its container stopping. Counting goes on while any is left."""
 
-    def __init__(self, pids: list[int]) -> None:
-        self.pids = pids
-        self.exited: dict[int, float] = {}
+    def __init__(self, targets: list[Target], directories: list[str]) -> None:
+        self.watched = list(zip(targets, directories, strict=True))
+        self.exited: dict[int, float] = {}  # by index
 
     def watch(self, stop: Stop, engine: Engine, started: float) -> None:
         while not engine.finished.wait(0.1):
-            for pid in self.pids:
-                if pid not in self.exited and not os.path.exists(f"/proc/{pid}"):
-                    self.exited[pid] = time.monotonic() - started
-            if len(self.exited) == len(self.pids):
+            for i, (target, directory) in enumerate(self.watched):
+                if i not in self.exited and not target.alive(directory):
+                    self.exited[i] = time.monotonic() - started
+            if len(self.exited) == len(self.watched):
                 stop("target-exited")
                 return
 
 
-def resolve_targets(pids: list[int], mountinfo: str) -> list[cgroup.PerfCgroup]:
-    """Each target's cgroup as perf counts it."""
-    targets = []
-    for pid in pids:
-        try:
-            target = cgroup.resolve(read_text(f"/proc/{pid}/cgroup", f"process {pid}"), mountinfo)
-        except cgroup.CgroupError as e:
-            raise HelperFailure("cgroup", str(e)) from None
-        if not os.path.isdir(target.directory):
-            raise HelperFailure(
-                "cgroup", f"{target.directory} does not exist here (is the host's cgroupfs mounted?)"
-            )
-        if any(t.name == target.name for t in targets):
-            raise HelperFailure("cgroup", f"two targets are in one cgroup ({target.path})")
-        targets.append(target)
-    return targets
+Opened = tuple[Engine, list[str], list[str]]  # the engine, and its targets' cgroups and directories
 
 
-def resolve_v2(pids: list[int], mountinfo: str) -> list[cgroup.V2Cgroup]:
-    """Each target's cgroup v2, as the BPF engine counts it; CgroupError says why not."""
-    targets = []
-    for pid in pids:
-        target = cgroup.resolve_v2(read_text(f"/proc/{pid}/cgroup", f"process {pid}"), mountinfo)
-        if not os.path.isdir(target.directory):
-            raise cgroup.CgroupError(f"{target.directory} does not exist here")
-        if any(t.path == target.path for t in targets):
-            raise HelperFailure("cgroup", f"two targets are in one cgroup ({target.path})")
-        targets.append(target)
-    return targets
-
-
-def bpf_engine(args: argparse.Namespace, mountinfo: str, tracefs: str) -> tuple[Engine, list[str]]:
+def bpf_engine(args: argparse.Namespace, mountinfo: str, tracefs: str) -> Opened:
     """The BPF engine on these targets, or CgroupError / BpfError saying why it cannot run."""
     from .bpfengine import BpfEngine
     from .systables import for_machine
 
-    targets = resolve_v2(args.pid, mountinfo)
-    own = cgroup.resolve_v2(read_text("/proc/self/cgroup", "the helper"), mountinfo)
+    found = v2_cgroups(args.targets, mountinfo)
+    own = own_v2(mountinfo)
     try:
         arch = for_machine(platform.machine())
     except KeyError:
         raise cgroup.CgroupError(f"no syscall table for {platform.machine()}") from None
     interval = min(args.interval or args.duration, args.duration)
-    engine = BpfEngine(targets, own, arch, tracefs, args.duration, interval, args.latency)
-    return engine, [t.path for t in targets]
+    engine = BpfEngine(found, own, arch, tracefs, args.duration, interval, args.latency)
+    return engine, [t.path for t in found], [t.directory for t in found]
 
 
-def perf_engine(args: argparse.Namespace, mountinfo: str, tracefs: str) -> tuple[Engine, list[str]]:
+def perf_engine(args: argparse.Namespace, mountinfo: str, tracefs: str) -> Opened:
     from .perfengine import PerfEngine
 
-    targets = resolve_targets(args.pid, mountinfo)
+    found = perf_cgroups(args.targets, mountinfo)
     events = list_events(tracefs)
     interval = min(args.interval or args.duration, args.duration)
-    engine = PerfEngine([t.name for t in targets], events, raise_nofile(), args.duration, interval)
-    return engine, [t.path for t in targets]
+    engine = PerfEngine([t.name for t in found], events, raise_nofile(), args.duration, interval)
+    return engine, [t.path for t in found], [t.directory for t in found]
 
 
 def wait_for_closing_perf(stop: Stop) -> None:
@@ -215,8 +178,7 @@ def wait_for_closing_perf(stop: Stop) -> None:
     not_before_counting(stop)
 
 
-def open_engine(args: argparse.Namespace, mountinfo: str, tracefs: str,
-                stop: Stop) -> tuple[Engine, list[str]]:
+def open_engine(args: argparse.Namespace, mountinfo: str, tracefs: str, stop: Stop) -> Opened:
     """BPF where it can run (auto), else perf with one warning saying why; an engine asked
     for by name runs or fails. BPF attaches to three tracepoints only, and waits for a closing
     perf only if attaching fails while one closes; perf opens ~700, and always waits."""
@@ -257,7 +219,11 @@ def rows(c: Counts) -> list[dict]:
 
 
 def write_line(doc: dict) -> None:
-    sys.stdout.write(json.dumps(doc, separators=(",", ":")) + "\n")
+    write_line_text(json.dumps(doc, separators=(",", ":")))
+
+
+def write_line_text(line: str) -> None:
+    sys.stdout.write(line + "\n")
     sys.stdout.flush()
 
 
@@ -270,9 +236,9 @@ def count(args: argparse.Namespace) -> tuple[dict, Engine]:
     mounts = cgroup.parse_mountinfo(mountinfo)
     seal_cgroup_mounts(mounts)
     tracefs = find_tracefs()
-    engine, paths = open_engine(args, mountinfo, tracefs, stop)
+    engine, paths, directories = open_engine(args, mountinfo, tracefs, stop)
     try:
-        return window(args, engine, paths, mounts, stop), engine
+        return window(args, engine, paths, directories, mounts, stop), engine
     except BaseException:
         engine.close()
         raise
@@ -283,7 +249,7 @@ def not_before_counting(stop: Stop) -> None:
         raise HelperFailure("interrupted", "interrupted before counting started")
 
 
-def window(args: argparse.Namespace, engine: Engine, paths: list[str],
+def window(args: argparse.Namespace, engine: Engine, paths: list[str], directories: list[str],
            mounts: list[cgroup.Mount], stop: Stop) -> dict:
     host = {"kernel": platform.release(), "arch": platform.machine(), "cpus": os.cpu_count() or 1,
             "cgroup_version": 2 if engine.name == "bpf" or cgroup.perf_mount(mounts).fstype == "cgroup2"
@@ -294,21 +260,29 @@ def window(args: argparse.Namespace, engine: Engine, paths: list[str],
     stop.counting(engine)
     emit_status("counting", engine=engine.name, cgroups=paths,
                 started_at=started_at.isoformat(timespec="milliseconds"))
-    watched = Targets(args.pid)
-    threading.Thread(target=watched.watch, args=(stop, engine, started), daemon=True).start()
-    totals = [Counts({}, {}) for _ in args.pid]
+    exits = Exits(args.targets, directories)
+    threading.Thread(target=exits.watch, args=(stop, engine, started), daemon=True).start()
+    totals = [Counts({}, {}) for _ in args.targets]
     seconds, index = 0.0, 0
     while (tick := engine.tick()) is not None:
         index += 1
         seconds = tick.seconds
         totals = [merge(t, c) for t, c in zip(totals, tick.counts, strict=True)]
-        if args.interval:
+        if args.fleet is not None and not tick.final:
+            # No attach stream to a Swarm task: the report so far, through the task's log.
+            args.fleet.emit(report(args, engine, paths, totals, exits, stop, host, seconds,
+                                   started_at), final=False)
+        elif args.interval:
             write_line({"schema": SCHEMA, "kind": "interval", "index": index, "seconds": seconds,
-                        "targets": [{"pid": pid, "syscalls": rows(Counts(c.calls, c.errors))}
-                                    for pid, c in zip(args.pid, tick.counts, strict=True)]})
+                        "targets": [{**t.ident(), "syscalls": rows(Counts(c.calls, c.errors))}
+                                    for t, c in zip(args.targets, tick.counts, strict=True)]})
         if tick.final:
             break
-    totals = engine.totals() or totals
+    return report(args, engine, paths, engine.totals() or totals, exits, stop, host, seconds, started_at)
+
+
+def report(args: argparse.Namespace, engine: Engine, paths: list[str], totals: list[Counts],
+           exits: Exits, stop: Stop, host: dict, seconds: float, started_at: datetime) -> dict:
     doc = {
         "schema": SCHEMA,
         "kind": "report",
@@ -324,10 +298,12 @@ def window(args: argparse.Namespace, engine: Engine, paths: list[str],
         "latency": bool(args.latency and engine.name == "bpf"),
         "syscalls_counted": engine.syscalls,
         "targets": [
-            {"pid": pid, "cgroup": path, "exited": pid in watched.exited, "syscalls": rows(t)}
-            for pid, path, t in zip(args.pid, paths, totals, strict=True)
+            {**target.ident(), "cgroup": path, "exited": i in exits.exited, "syscalls": rows(t)}
+            for i, (target, path, t) in enumerate(zip(args.targets, paths, totals, strict=True))
         ],
     }
+    if args.fleet is not None:
+        doc["node"] = args.fleet.node
     cost = engine.cost()
     if cost is not None:
         doc["cost"] = cost
@@ -338,8 +314,11 @@ def window(args: argparse.Namespace, engine: Engine, paths: list[str],
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="docker-spy-helper")
-    parser.add_argument("--pid", type=int, action="append", required=True,
+    parser.add_argument("--pid", type=int, action="append", default=[],
                         help="a target's host PID (once per target)")
+    parser.add_argument("--fleet", metavar="JSON",
+                        help='as a Swarm job\'s task: {"<node id>": ["<container id>", ...]}; this '
+                             "node's id is in $SPY_NODE; documents go out as log lines")
     parser.add_argument("--duration", type=float, required=True, help="window in seconds")
     parser.add_argument("--interval", type=float, help="also print the counts every this many seconds")
     parser.add_argument("--engine", choices=ENGINES, default="auto",
@@ -347,8 +326,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--latency", action="store_true", help="also the time spent in each syscall (bpf)")
     parser.add_argument("--stop-on-stdin", action="store_true")
     args = parser.parse_args(argv)
+    if bool(args.pid) == bool(args.fleet):
+        parser.error("give --pid (once per target) or --fleet")
     if any(pid <= 0 for pid in args.pid) or len(set(args.pid)) != len(args.pid):
         parser.error("each --pid must be positive and given once")
+    args.targets = [Target(pid=pid) for pid in args.pid]
+    if args.fleet is not None:
+        node = os.environ.get("SPY_NODE", "")
+        try:
+            args.targets = [Target(container=cid) for cid in fleet.targets_of_node(args.fleet, node)]
+        except ValueError as e:
+            parser.error(str(e))
+        args.fleet = fleet.Output(node, write_line_text)
     if not 0 < args.duration <= 366 * 86400:
         parser.error("--duration must be between 0 and a year")
     if args.interval is not None and not 0.01 <= args.interval <= args.duration:
@@ -372,7 +361,10 @@ def main(argv: list[str] | None = None) -> int:
         message = "".join(c if " " <= c <= "~" else "?" for c in str(e))[:200]
         report = {"schema": SCHEMA, "kind": "error", "error": {"code": e.code, "message": message}}
         status = 1
-    write_line(report)  # the document is complete: the plugin need not wait for the close
+    if args.fleet is not None:
+        args.fleet.emit(report)
+    else:
+        write_line(report)  # the document is complete: the plugin need not wait for the close
     if engine is not None:
         emit_status("closing")
         engine.close()

@@ -10,14 +10,17 @@
 #     as a v1 hierarchy: an engine that sees no cgroup2 at all. Moving perf_event to v1 takes it
 #     from cgroup2 for the whole kernel until `stop` (which removes the hierarchy's cgroups, so
 #     that it goes away with the namespace): run nothing that needs perf on cgroup2 meanwhile.
-# Each runs in a network namespace of its own (ip netns), with no bridge and no iptables, so
-# that the host's engine and network are not touched. Needs root, iproute2, util-linux.
+# Each runs in a network namespace of its own (ip netns; SPY_NETNS=NAME shares one, for the
+# nodes of a Swarm on one machine), with its loopback up, no bridge and no iptables, so that
+# the host's engine and network are not touched, and in a UTS namespace with NAME as its host
+# name (a Swarm names its nodes so). Needs root, iproute2, util-linux.
 set -euo pipefail
 action=$1
 name=${3:-${2:-}}
 root=/run/spy-layout-$name
 data=/var/lib/spy-layout-$name
 sock=unix://$root/docker.sock
+netns=${SPY_NETNS:-spy-$name}
 
 stop() {
     if [ -f "$root/docker.pid" ] && kill -0 "$(cat "$root/docker.pid")" 2>/dev/null; then
@@ -31,7 +34,7 @@ stop() {
         for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     fi
     rmdir /sys/fs/cgroup/perf_event 2>/dev/null || true
-    ip netns del "spy-$name" 2>/dev/null || true
+    [ -n "${SPY_NETNS:-}" ] || ip netns del "$netns" 2>/dev/null || true
     give_back_perf_event
 }
 
@@ -60,7 +63,8 @@ start)
     kind=$2
     stop || true  # what an earlier run left: its perf_event may be held for a while yet
     mkdir -p "$root" "$data"
-    ip netns add "spy-$name"
+    ip netns list | grep -qw "$netns" || ip netns add "$netns"
+    ip netns exec "$netns" ip link set lo up
     case $kind in
     host) setup=true ;;
     v2) setup='mount --bind /sys/fs/cgroup/unified /sys/fs/cgroup' ;;
@@ -68,7 +72,7 @@ start)
     *) echo "layout-engine: host, v2 or v1, not $kind" >&2; exit 2 ;;
     esac
     # setsid: the engine outlives this script; the shell execs it in the new namespaces.
-    setsid unshare -m --propagation private -- sh -c "$setup && exec nsenter --net=/var/run/netns/spy-$name \
+    setsid unshare -m -u --propagation private -- sh -c "$setup && hostname $name && exec nsenter --net=/var/run/netns/$netns \
         dockerd -H $sock --data-root $data --exec-root $root/exec --pidfile $root/docker.pid \
         --bridge none --iptables=false --ip-masq=false" > "$root/dockerd.log" 2>&1 < /dev/null &
     for _ in $(seq 1 60); do
