@@ -23,17 +23,25 @@ def test_every_layout_has_a_fixture() -> None:
                             "rootless-user-slice", "mount-root-docker"}
 
 
+def expected(layout: str) -> dict[str, dict[str, object]]:
+    return json.loads((FIXTURES / layout / "expected.json").read_text())
+
+
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_recorded_layouts_resolve(layout: str) -> None:
-    expected = json.loads((FIXTURES / layout / "expected.json").read_text())
-    proc_cgroup, mountinfo = texts(layout)
-    got = cgroup.resolve(proc_cgroup, mountinfo)
-    assert got.version == expected["version"]
-    assert got.layout == expected["layout"]
-    assert got.mount_point == expected["mount_point"]
-    assert got.name.startswith(expected["name_prefix"])
-    assert got.name.endswith(got.path.rsplit("/", 1)[1])  # the target's own cgroup, not a parent
-    assert got.directory == got.mount_point + got.name
+def test_recorded_layouts_resolve_to_the_cgroup_perf_is_given(layout: str) -> None:
+    # expected.json pins the name perf's -G is given and where perf will find it (README.md
+    # there says how each value follows from the recorded texts).
+    got = cgroup.resolve(*texts(layout))
+    want = expected(layout)["perf"]
+    assert (got.version, got.layout, got.mount_point, got.name, got.path, got.directory) == (
+        want["version"], want["layout"], want["mount_point"], want["name"], want["path"], want["directory"])
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_recorded_layouts_resolve_to_the_cgroup_v2_the_bpf_engine_counts(layout: str) -> None:
+    got = cgroup.resolve_v2(*texts(layout))
+    want = expected(layout)["v2"]
+    assert (got.path, got.directory, got.level) == (want["path"], want["directory"], want["level"])
 
 
 def test_v1_uses_the_perf_event_line_not_the_unified_one() -> None:
@@ -86,3 +94,36 @@ def test_malformed_proc_cgroup(line: str) -> None:
     _, mountinfo = texts("systemd-driver-scope")
     with pytest.raises(cgroup.CgroupError, match="unexpected line"):
         cgroup.resolve(line + "\n", mountinfo)
+
+
+def test_the_perf_event_line_must_be_there_when_perf_counts_v1() -> None:
+    # The v1 host's mounts, with the /proc/<pid>/cgroup of a host whose perf_event is not on v1.
+    with pytest.raises(cgroup.CgroupError, match="has no the perf_event line"):
+        cgroup.resolve(texts("hybrid-cgroupfs")[0], texts("v1-perf-event-cgroupfs")[1])
+
+
+def test_the_cgroup2_line_must_be_there_when_perf_counts_v2() -> None:
+    v1_lines = "".join(line + "\n" for line in texts("hybrid-cgroupfs")[0].splitlines()
+                       if not line.startswith("0::"))
+    with pytest.raises(cgroup.CgroupError, match=r"has no the cgroup2 line \(0::\)"):
+        cgroup.resolve(v1_lines, texts("hybrid-cgroupfs")[1])
+    with pytest.raises(cgroup.CgroupError, match="no 0:: line"):
+        cgroup.resolve_v2(v1_lines, texts("hybrid-cgroupfs")[1])
+
+
+def test_a_cgroup_below_no_visible_cgroup2_mount_is_refused_for_bpf() -> None:
+    # The systemd layout's cgroup, seen through the mount whose root is /docker.
+    with pytest.raises(cgroup.CgroupError, match="below no cgroup2 mount visible here"):
+        cgroup.resolve_v2(texts("systemd-driver-scope")[0], texts("mount-root-docker")[1])
+
+
+@pytest.mark.parametrize("line", [
+    "1 2 0:9 / - cgroup2 cgroup2 rw",  # the separator before the mount's fields
+    "1 2 0:9 / /sys/fs/x rw - cgroup2",  # no source and no super options after it
+    "1 2 0:9 / /sys/fs/x rw cgroup2 cgroup2 rw",  # no separator at all
+])
+def test_mountinfo_lines_without_their_fields_are_skipped(line: str) -> None:
+    proc_cgroup, mountinfo = texts("systemd-driver-scope")
+    got = cgroup.resolve(proc_cgroup, mountinfo + line + "\n")
+    assert got.mount_point == expected("systemd-driver-scope")["perf"]["mount_point"]
+    assert cgroup.parse_mountinfo(line) == []
