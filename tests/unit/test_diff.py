@@ -476,3 +476,15 @@ def test_schema_2_and_3_reports_compare() -> None:
     assert result.total.after.calls == 7173
     assert not render.has_diff_errnos(diff.compare(diff.load(str(FIXTURES / "before.json")),
                                                    diff.load(str(FIXTURES / "after.json"))))
+
+
+def test_a_stream_that_is_not_utf8_is_not_json() -> None:
+    raw = io.TextIOWrapper(io.BytesIO(b'{"schema": 3, "name": "\xff"}'), encoding="utf-8")
+    assert failure("-", raw) == "docker spy: stdin is not JSON (it is not UTF-8 text)"
+
+
+def test_too_many_rows() -> None:
+    doc = copy.deepcopy(BEFORE)
+    doc["syscalls"] += [{"name": f"s{i}", "calls": 0, "errors": 0} for i in range(diff.MAX_SYSCALLS)]
+    with pytest.raises(UsageError, match="not a docker spy report: syscalls lists too many rows"):
+        snap(doc)

@@ -205,3 +205,24 @@ def test_the_end_of_a_window_from_perfs_prints() -> None:
     assert window_end(3.05, 3.05, zero, zero + 2.5, 2.5) == (2.5, True)
     # A tick printed just before the stop: not the last; the SIGINT print follows.
     assert window_end(2.02, 2.02, zero, zero + 2.3, 60.0) == (2.02, False)
+
+
+def test_parse_rejects_a_line_of_too_few_fields() -> None:
+    lines, counters = recorded("interval-busy.csv")
+    with pytest.raises(perf.PerfOutputError, match="too few fields"):
+        perf.parse_interval([",".join(lines[0].split(",")[:4]) + "\n", *lines[1:]], counters,
+                            cgroups_of(lines))
+
+
+@pytest.mark.parametrize("given_slash, printed_slash", [(True, False), (False, False), (False, True),
+                                                        (True, True)])
+def test_a_cgroup_is_one_with_or_without_its_leading_slash(given_slash: bool, printed_slash: bool) -> None:
+    # perf printed the recording's names without the slash the helper gives them; a name is
+    # one cgroup however either side spells it.
+    lines, counters = recorded("interval-two-cgroups.csv")
+    if printed_slash:
+        lines = [",".join(("/" + f) if k == 4 else f for k, f in enumerate(line.split(",")))
+                 for line in lines]
+    names = [("/" if given_slash else "") + name.lstrip("/") for name in cgroups_of(lines)]
+    first, second = perf.parse_interval(lines, counters, names)
+    assert (first.calls["getppid"], second.calls["getppid"]) == (4321, 1234)

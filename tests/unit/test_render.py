@@ -212,3 +212,9 @@ def test_bpf_csv_has_errnos_and_times() -> None:
     rows = {(r[0], r[1]): r for r in table[1:]}
     assert rows[("db", "fchdir")][6] == "EBADF:1500"
     assert rows[("web", "getppid")][6] == ""
+
+
+def test_write_prints_the_table_by_default() -> None:
+    out = io.StringIO()
+    render.write(web(), View(), out)
+    assert out.getvalue() == render.table(web()) + "\n"

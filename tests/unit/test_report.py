@@ -210,3 +210,8 @@ def test_hostile_documents_are_rejected(what: str, change: Callable[[dict], None
 def test_non_documents_are_rejected(raw: bytes) -> None:
     with pytest.raises(ContractError):
         load(raw)
+
+
+def test_a_report_where_an_interval_was_expected_is_refused() -> None:
+    with pytest.raises(ContractError, match="an interval was expected"):
+        report.interval_from_helper(json.dumps(RECORDED["perf"]).encode(), pids=PIDS, previous=0)

@@ -419,3 +419,34 @@ def test_a_generated_profile_allows_on_its_own_no_more_than_the_default_does() -
     (clone,) = rule_for(profile, "clone")
     (default_clone,) = [r for r in default_rules("clone") if not r["includes"]]
     assert [{k: a[k] for k in ("index", "value", "op")} for a in clone["args"]] == default_clone["args"]
+
+
+def test_check_destination_before_the_window(tmp_path: Path) -> None:
+    seccomp.check_destination(str(tmp_path / "profile.json"))  # a new file in a writable folder
+    with pytest.raises(ProfileError, match="it is a directory") as info:
+        seccomp.check_destination(str(tmp_path))
+    assert info.value.hint == "give a file name"
+    missing = tmp_path / "no" / "profile.json"
+    with pytest.raises(ProfileError, match=f"{tmp_path / 'no'} is not a writable folder"):
+        seccomp.check_destination(str(missing))
+
+
+def test_a_profile_that_cannot_be_put_in_place_leaves_no_temporary_file(tmp_path: Path) -> None:
+    (tmp_path / "profile.json").mkdir()  # os.replace onto a directory fails after the write
+    with pytest.raises(ProfileError, match="cannot write the seccomp profile .*: Is a directory"):
+        seccomp.write_profile(["read"], "x86_64", str(tmp_path / "profile.json"))
+    assert os.listdir(tmp_path) == ["profile.json"]
+
+
+def test_write_audit_table_counts_the_conditional_ones() -> None:
+    result = seccomp.audit({"clone": 3, "personality": 1, "read": 2, "reboot": 1},
+                           seccomp.load_profile("default"), "x86_64")
+    out = io.StringIO()
+    seccomp.write_audit(result, "table", out)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == ("seccomp audit against Docker 20.10.24's default profile (x86_64): 1 of 4 observed "
+                        "syscalls would be denied, 2 allowed only with some arguments")
+    assert [line.split()[:4] for line in lines[4:]] == [["reboot", "1", "denied", "ERRNO"],
+                                                        ["clone", "3", "conditional", "ALLOW"],
+                                                        ["personality", "1", "conditional", "ALLOW"]]
+    assert lines[5].endswith(CLONE_WHEN)
