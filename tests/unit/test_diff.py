@@ -392,7 +392,7 @@ def _accepted_or_usage_error(raw: bytes, how: str = "random") -> diff.Snapshot |
     return s
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(st.binary(max_size=200))
 def test_random_bytes(raw: bytes) -> None:
     _accepted_or_usage_error(raw)
@@ -408,7 +408,7 @@ def expected_snapshot(rep: report.Report, view: render.View) -> dict[str, Any]:
             "partial": (rep.partial, rep.stopped)}
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(st.data())
 def test_generated_reports_are_read_as_written_perturbed_ones_refused_or_read(data: st.DataObject) -> None:
     rep = data.draw(spy_reports())
@@ -425,7 +425,7 @@ def test_generated_reports_are_read_as_written_perturbed_ones_refused_or_read(da
         assert s.complete == (sum(c.calls for c in want["rows"].values()) == rep.total_calls)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(st.data())
 def test_recorded_reports_perturbed(data: st.DataObject) -> None:
     name = data.draw(st.sampled_from(["before.json", "after.json", "busy.json", "bpf-before.json",

@@ -86,7 +86,7 @@ def perf_outputs(draw: st.DrawFn) -> tuple[list[str], list[str], str]:
     return lines, names, change
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(perf_outputs())
 def test_perf_parser_on_generated_and_perturbed_output(drawn: tuple[list[str], list[str], str]) -> None:
     lines, names, change = drawn
@@ -143,7 +143,7 @@ def cgroup_texts(draw: st.DrawFn) -> tuple[str, str, dict[str, Any], str]:
     return proc, mountinfo, expected, change
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(cgroup_texts())
 def test_cgroup_resolvers_on_recorded_layouts_moved_and_perturbed(drawn: tuple[str, str, dict, str]) -> None:
     proc, mountinfo, want, change = drawn
@@ -202,7 +202,7 @@ def check_accepted_report(rep: report.Report, drawn: HelperReport) -> None:
     assert rep.window.measured_seconds <= rep.window.requested_seconds * 1.05 + 1
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(st.data())
 def test_report_validator_on_generated_and_perturbed_documents(data: st.DataObject) -> None:
     drawn = data.draw(helper_reports(RECORDED["bpf"]))
@@ -235,7 +235,7 @@ def test_report_validator_on_generated_and_perturbed_documents(data: st.DataObje
         assert rep.cost == (report.Cost(cost["runs"], cost["run_time_ns"]) if cost else None)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(st.data())
 def test_interval_validator_on_generated_and_perturbed_documents(data: st.DataObject) -> None:
     doc, pids, previous = data.draw(helper_intervals(RECORDED["bpf"]["syscalls_counted"]))
