@@ -120,6 +120,7 @@ def test_a_cgroup_below_no_visible_cgroup2_mount_is_refused_for_bpf() -> None:
 @pytest.mark.parametrize("line", [
     "1 2 0:9 / - cgroup2 cgroup2 rw",  # the separator before the mount's fields
     "1 2 0:9 / /sys/fs/x rw - cgroup2",  # no source and no super options after it
+    "1 2 0:9 / /sys/fs/x rw - cgroup2 cgroup2",  # no super options after it
     "1 2 0:9 / /sys/fs/x rw cgroup2 cgroup2 rw",  # no separator at all
 ])
 def test_mountinfo_lines_without_their_fields_are_skipped(line: str) -> None:
