@@ -128,3 +128,92 @@ def test_mountinfo_lines_without_their_fields_are_skipped(line: str) -> None:
     got = cgroup.resolve(proc_cgroup, mountinfo + line + "\n")
     assert got.mount_point == expected("systemd-driver-scope")["perf"]["mount_point"]
     assert cgroup.parse_mountinfo(line) == []
+
+
+def _without(text: str, kind: str) -> str:
+    return "".join(line + "\n" for line in text.splitlines() if f" - {kind} " not in line)
+
+
+SYSTEMD, HYBRID, V1, ROOTED = (texts(layout) for layout in (
+    "systemd-driver-scope", "hybrid-cgroupfs", "v1-perf-event-cgroupfs", "mount-root-docker"))
+V1_SHARED = "".join(line + "\n" for line in V1[0].splitlines() if not line.startswith("0::")) + \
+    "0::/system.slice/docker.service\n"
+MESSAGES = [
+    # (resolve or resolve_v2, /proc/<pid>/cgroup, mountinfo, the whole message the user reads)
+    ("resolve", HYBRID[0], _without(HYBRID[1], "cgroup2"),
+     "no cgroup mount with the perf_event controller and no cgroup2 mount is visible"),
+    ("resolve", "11:perf_event:/\n" + HYBRID[0], HYBRID[1],
+     "the perf_event controller is on cgroup v1 but no perf_event mount is visible (mount it on the host: "
+     "mount -t cgroup -o perf_event cgroup /sys/fs/cgroup/perf_event)"),
+    ("resolve", "1:cpu:/docker/x\n", SYSTEMD[1],
+     "/proc/<pid>/cgroup has no the cgroup2 line (0::) for the mount perf uses"),
+    ("resolve", HYBRID[0], V1[1], "/proc/<pid>/cgroup has no the perf_event line for the mount perf uses"),
+    ("resolve", "0::/../x\n", SYSTEMD[1],
+     "cgroup path '/../x' is outside this cgroup namespace (run in the host's one)"),
+    ("resolve", "0::../x\n", SYSTEMD[1], "unexpected line in /proc/<pid>/cgroup: '0::../x'"),
+    ("resolve", SYSTEMD[0], ROOTED[1], f"cgroup {SYSTEMD[0].split('0::')[1].strip()!r} is not below the "
+     "mount's root '/docker'"),
+    ("resolve", "0::/docker\n", ROOTED[1],
+     "the process is in the root cgroup: counting it would count the whole host"),
+    ("resolve", "0::/\n", SYSTEMD[1],
+     "the process is in the root cgroup: counting it would count the whole host"),
+    ("resolve", "0::/a,b\n", SYSTEMD[1], "cgroup path '/a,b' has a comma, which perf -G cannot take"),
+    ("resolve", "x" * 200 + "\n", SYSTEMD[1], f"unexpected line in /proc/<pid>/cgroup: {'x' * 120!r}"),
+    ("resolve_v2", V1[0], _without(V1[1], "cgroup2"), "no cgroup2 is mounted (a cgroup v1 host)"),
+    ("resolve_v2", "1:cpu:/docker/x\n", SYSTEMD[1],
+     "the process has no cgroup v2 (no 0:: line in /proc/<pid>/cgroup)"),
+    ("resolve_v2", "0::/a/../b\n", SYSTEMD[1], "cgroup path '/a/../b' is outside this cgroup namespace"),
+    ("resolve_v2", "0::/\n", SYSTEMD[1],
+     "the process is in the root cgroup v2: its engine gives containers no cgroup v2 of their own"),
+    ("resolve_v2", V1_SHARED, V1[1], "its cgroup v2 /system.slice/docker.service is not its container's "
+     f"cgroup {V1[0].split(':perf_event:')[1].splitlines()[0]}"),
+    ("resolve_v2", SYSTEMD[0], ROOTED[1],
+     f"cgroup {SYSTEMD[0].split('0::')[1].strip()} is below no cgroup2 mount visible here"),
+]
+
+
+@pytest.mark.parametrize("how, proc_cgroup, mountinfo, message", MESSAGES,
+                         ids=[f"{m[0]}-{i}" for i, m in enumerate(MESSAGES)])
+def test_every_refusal_says_exactly_why(how: str, proc_cgroup: str, mountinfo: str, message: str) -> None:
+    with pytest.raises(cgroup.CgroupError) as info:
+        getattr(cgroup, how)(proc_cgroup, mountinfo)
+    assert str(info.value) == message
+
+
+def test_a_v1_only_host_counts_the_perf_event_hierarchy() -> None:
+    got = cgroup.resolve(V1[0], _without(V1[1], "cgroup2"))
+    want = expected("v1-perf-event-cgroupfs")["perf"]
+    assert (got.version, got.layout, got.mount_point, got.name) == (
+        1, "v1", want["mount_point"], want["name"])
+
+
+def test_proc_cgroup_lines_are_read_whole() -> None:
+    # The path may hold a colon (split at the first two only); controllers are comma-separated;
+    # blank lines are skipped, wherever they are.
+    lines = cgroup.parse_proc_cgroup("\n4:cpu,cpuacct:/a:b\n\n0::/x\n")
+    assert lines == [cgroup.CgroupLine(4, ("cpu", "cpuacct"), "/a:b"), cgroup.CgroupLine(0, (), "/x")]
+    assert cgroup.parse_proc_cgroup("2:name=systemd:/\n")[0].controllers == ("name=systemd",)
+
+
+def test_the_perf_event_line_is_the_one_with_that_controller_among_others() -> None:
+    proc = "12:cpu,perf_event:/docker/abc\n1:cpuset:/other\n0::/docker/abc\n"
+    got = cgroup.resolve(proc, V1[1])
+    assert (got.path, got.name) == ("/docker/abc", "/docker/abc")
+
+
+def test_the_unified_line_has_hierarchy_0_and_no_controllers() -> None:
+    # A v1 line without controllers (a named hierarchy) or hierarchy 0 with some is not cgroup2's.
+    proc = "5::/not-this\n0:cpu:/nor-this\n0::/docker/abc\n"
+    assert cgroup.resolve(proc, SYSTEMD[1]).path == "/docker/abc"
+    assert cgroup.resolve_v2(proc, SYSTEMD[1]).path == "/docker/abc"
+
+
+def test_a_hybrid_hosts_v2_is_its_containers_when_perf_event_is_on_v1() -> None:
+    # The cgroup2 mount's perf_event check is of the mounts' options: perf_event mounted on v1.
+    got = cgroup.resolve_v2(V1[0], V1[1])
+    assert got.path == V1[0].split(":perf_event:")[1].splitlines()[0]
+    # perf_event bound to a v1 hierarchy nobody mounted (its line says /, as seen on this
+    # machine): that line says nothing about the container, whose cgroup v2 is its own.
+    got = cgroup.resolve_v2("11:perf_event:/\n" + HYBRID[0], HYBRID[1])
+    assert (got.path, got.directory) == (expected("hybrid-cgroupfs")["v2"]["path"],
+                                         expected("hybrid-cgroupfs")["v2"]["directory"])
