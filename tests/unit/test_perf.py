@@ -226,3 +226,70 @@ def test_a_cgroup_is_one_with_or_without_its_leading_slash(given_slash: bool, pr
     names = [("/" if given_slash else "") + name.lstrip("/") for name in cgroups_of(lines)]
     first, second = perf.parse_interval(lines, counters, names)
     assert (first.calls["getppid"], second.calls["getppid"]) == (4321, 1234)
+
+
+def test_argv_is_perf_stat_with_csv_output() -> None:
+    counters = perf.plan(["sys_enter_read", "sys_exit_read", "sys_enter_exit"], ["sys_exit_read"])
+    assert perf.argv(counters, ["/docker/abc"], 1000, (5, 6), 7, perf="/usr/bin/perf") == [
+        "/usr/bin/perf", "stat", "--no-big-num", "-x", ",", "-I", "1000", "-a", "--control", "fd:5,6",
+        "--log-fd", "7", "-e", "syscalls:sys_enter_exit", "-e", "syscalls:sys_exit_read",
+        "-e", "syscalls:sys_exit_read", "--filter", "ret < 0 && ret >= -4095",
+        "--for-each-cgroup", "/docker/abc"]
+
+
+def test_a_syscall_with_only_an_enter_tracepoint_is_counted_where_it_enters() -> None:
+    assert perf.plan(["sys_enter_foo", "sys_enter_read"], ["sys_exit_read"]) == [
+        perf.Counter("foo", "calls", "syscalls:sys_enter_foo"),
+        perf.Counter("read", "calls", "syscalls:sys_exit_read"),
+        perf.Counter("read", "errors", "syscalls:sys_exit_read", perf.ERROR_FILTER)]
+
+
+def test_five_fields_are_enough_and_an_empty_count_is_zero() -> None:
+    lines, counters = recorded("interval-busy.csv")
+    short = [",".join(line.split(",")[:5]) + "\n" for line in lines]
+    busy = next(i for i, line in enumerate(short) if line.split(",")[1] not in ("0", ""))
+    short[busy] = short[busy].replace(f",{short[busy].split(',')[1]},", ",,")
+    counts = perf.parse_interval(short, counters, cgroups_of(lines))[0]
+    assert sum(counts.calls.values()) == sum(counts.errors.values()) == 0
+
+
+def test_a_stamp_of_zero_is_zero() -> None:
+    # perf's print on its way out, when a stop missed its wait, can be stamped 0.
+    lines, counters = recorded("interval-busy.csv")
+    zero = ["0.000000000," + line.split(",", 1)[1] for line in lines]
+    assert perf.parse_interval(zero, counters, cgroups_of(lines))[0].seconds == 0.0
+    assert perf.parse_interval([], [], ["/docker/x"]) == [perf.Counts(0.0, {}, {})]
+
+
+LONG = "x" * 300
+
+
+@pytest.mark.parametrize("field, at, message", [
+    (1, f"12{LONG}", "not a count: {!r}"),
+    (1, "<not supported>", "perf cannot count this event: {!r}"),
+    (0, f"t{LONG}", "not a timestamp: {!r}"),
+    (3, f"syscalls:sys_exit_other{LONG}", "expected syscalls:sys_exit_accept of {cgroup}, perf printed {!r}"),
+])
+def test_parse_errors_show_the_line_as_perf_printed_it(field: int, at: str, message: str) -> None:
+    lines, counters = recorded("interval-busy.csv")
+    parts = lines[0].split(",")
+    parts[field] = at
+    bad = ",".join(parts).rstrip("\n") + "  X\n"  # trailing blanks and an X are part of the line
+    with pytest.raises(perf.PerfOutputError) as info:
+        parse([bad, *lines[1:]], counters)
+    line = bad.removesuffix("\n")
+    assert str(info.value) == message.format(line[:200], cgroup=cgroups_of(lines)[0])
+    with pytest.raises(perf.PerfOutputError) as info:
+        perf.parse_interval([",".join(parts[:4]) + LONG + "\n", *lines[1:]], counters, cgroups_of(lines))
+    assert str(info.value) == f"too few fields: {(','.join(parts[:4]) + LONG)[:200]!r}"
+
+
+def test_parse_errors_of_counts_and_intervals_say_so_exactly() -> None:
+    lines, counters = recorded("interval-busy.csv")
+    with pytest.raises(perf.PerfOutputError) as info:
+        parse(lines[:-1], counters)
+    assert str(info.value) == "perf printed 716 counts for 717 counters"
+    later = [lines[0], "9" + lines[1], *lines[2:]]
+    with pytest.raises(perf.PerfOutputError) as info:
+        parse(later, counters)
+    assert str(info.value) == "counts of more than one interval"
