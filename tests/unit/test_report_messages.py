@@ -249,3 +249,32 @@ def test_a_report_of_no_length_has_no_rates_and_a_row_never_called_no_average() 
     zero = report.SyscallCount("read", 0, 3, (("EINTR", 3),), 120, 70)  # failed before it was counted
     assert report._row(zero, 3.0) == {"name": "read", "calls": 0, "errors": 3, "calls_per_second": 0.0,
                                       "errnos": {"EINTR": 3}, "time_ns": 120, "max_ns": 70, "avg_ns": None}
+
+
+def test_targets_add_up_errnos_times_and_the_longest_call() -> None:
+    # web made fchdir fail with EBADF only; db with EBADF and ENOENT; read only db timed.
+    s = report.SyscallCount
+    web = [s("fchdir", 10, 10, (("EBADF", 10),), 500, 90), s("read", 4, 0, None, None, None),
+           s("getppid", 3, 0, None, 30, 20)]
+    db = [s("fchdir", 5, 5, (("ENOENT", 3), ("EBADF", 2)), 100, 95), s("read", 2, 0, None, 70, 60),
+          s("getppid", 0, 0, None, None, None)]
+    got = {row.name: row for row in report.summed([web, db])}
+    assert got["fchdir"] == s("fchdir", 15, 15, (("EBADF", 12), ("ENOENT", 3)), 600, 95)
+    assert got["read"] == s("read", 6, 0, None, 70, 60)
+    assert got["getppid"] == s("getppid", 3, 0, None, 30, 20)
+    assert report.summed([db, web])[0] == got["fchdir"]
+    only_web = [s("access", 7, 7, (("ENOENT", 7),))]
+    assert report.summed([only_web, [s("access", 1, 0)]]) == (s("access", 8, 7, (("ENOENT", 7),)),)
+    assert report.summed([[s("access", 1, 0)], only_web]) == (s("access", 8, 7, (("ENOENT", 7),)),)
+
+
+def test_errnos_of_as_many_failures_are_in_name_order() -> None:
+    assert report.errno_order({"ENOENT": 5, "EBADF": 5, "EPERM": 9, "EINTR": 0}) == (
+        ("EPERM", 9), ("EBADF", 5), ("ENOENT", 5))
+
+
+def test_the_cost_is_a_share_of_every_cpu_over_the_window() -> None:
+    cost = report.Cost(runs=10, run_time_ns=250_000_000)
+    assert cost.share(0.5, 1) == 0.5  # a quarter of a second of half a second on one CPU
+    assert cost.share(2.0, 4) == 250_000_000 / 8e9
+    assert cost.share(0.0, 1) == cost.share(0.5, 0) == 0.0  # no window, no CPUs: no share
