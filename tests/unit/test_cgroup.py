@@ -217,3 +217,10 @@ def test_a_hybrid_hosts_v2_is_its_containers_when_perf_event_is_on_v1() -> None:
     got = cgroup.resolve_v2("11:perf_event:/\n" + HYBRID[0], HYBRID[1])
     assert (got.path, got.directory) == (expected("hybrid-cgroupfs")["v2"]["path"],
                                          expected("hybrid-cgroupfs")["v2"]["directory"])
+
+
+def test_a_cgroup_v2_that_is_its_mounts_root_is_the_mount_point() -> None:
+    # A mount showing the container's own cgroup as its root (as a nested engine's can): the
+    # BPF engine finds it at the mount point; its level is still counted from the hierarchy's root.
+    got = cgroup.resolve_v2("0::/docker\n", ROOTED[1])
+    assert (got.path, got.directory, got.level) == ("/docker", "/sys/fs/cgroup", 1)
