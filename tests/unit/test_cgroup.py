@@ -125,7 +125,7 @@ def test_a_cgroup_below_no_visible_cgroup2_mount_is_refused_for_bpf() -> None:
 ])
 def test_mountinfo_lines_without_their_fields_are_skipped(line: str) -> None:
     proc_cgroup, mountinfo = texts("systemd-driver-scope")
-    got = cgroup.resolve(proc_cgroup, mountinfo + line + "\n")
+    got = cgroup.resolve(proc_cgroup, line + "\n" + mountinfo + line + "\n")  # the lines after one still read
     assert got.mount_point == expected("systemd-driver-scope")["perf"]["mount_point"]
     assert cgroup.parse_mountinfo(line) == []
 
@@ -224,3 +224,28 @@ def test_a_cgroup_v2_that_is_its_mounts_root_is_the_mount_point() -> None:
     # BPF engine finds it at the mount point; its level is still counted from the hierarchy's root.
     got = cgroup.resolve_v2("0::/docker\n", ROOTED[1])
     assert (got.path, got.directory, got.level) == ("/docker", "/sys/fs/cgroup", 1)
+
+
+def test_a_cgroup_mount_is_known_by_its_type_whatever_its_source() -> None:
+    # `mount -t cgroup2 none /sys/fs/cgroup`, as many guides write it: the source is "none".
+    proc, mountinfo = SYSTEMD
+    none = mountinfo.replace(" - cgroup2 cgroup2 ", " - cgroup2 none ")
+    assert cgroup.resolve(proc, none).directory == expected("systemd-driver-scope")["perf"]["directory"]
+
+
+def test_only_a_final_slash_is_taken_off_a_mount_point_or_root() -> None:
+    proc, mountinfo = SYSTEMD
+    name = expected("systemd-driver-scope")["perf"]["name"]
+    for field, mount_point in [("/sys/fs/cgroupX", "/sys/fs/cgroupX"), ("/sys/fs/cg\\040", "/sys/fs/cg ")]:
+        odd = mountinfo.replace(" /sys/fs/cgroup ", f" {field} ")  # mountinfo escapes a blank as \040
+        assert cgroup.resolve(proc, odd).directory == mount_point + name
+        assert cgroup.resolve_v2(proc, odd).directory == mount_point + name
+    rooted = ROOTED[1].replace(" /docker /sys/fs/cgroup ", " /dockerX /sys/fs/cgroup ")
+    assert cgroup.resolve("0::/dockerX/abc\n", rooted).name == "/abc"
+    assert cgroup.resolve_v2("0::/dockerX/abc\n", rooted).directory == "/sys/fs/cgroup/abc"
+
+
+def test_the_v1_line_compared_with_cgroup_v2_is_perf_events() -> None:
+    # Another v1 controller's line may name another cgroup; perf_event's is the container's.
+    proc = "9:name=systemd:/system.slice/docker.service\n12:perf_event:/docker/abc\n0::/docker/abc\n"
+    assert cgroup.resolve_v2(proc, V1[1]).path == "/docker/abc"

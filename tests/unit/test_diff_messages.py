@@ -194,3 +194,39 @@ def test_rows_of_as_many_calls_after_are_sorted_by_calls_before() -> None:
     with pytest.raises(ValueError) as info:
         diff.ordered([], "errors")
     assert str(info.value) == "unknown sort 'errors'"
+
+
+class Endless(io.RawIOBase):
+    """A stream that never ends, like `cat /dev/zero |`: reading it whole would never return, so
+    a read of more than the limit and a byte fails the test instead."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.given = limit, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = len(buffer)
+        self.given += n
+        assert self.given <= self.limit + 1 + io.DEFAULT_BUFFER_SIZE, "read past the limit"
+        buffer[:n] = b" " * n
+        return n
+
+
+def test_an_endless_stdin_is_read_up_to_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(diff, "MAX_BYTES", 1 << 20)
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BufferedReader(Endless(1 << 20))))
+    with pytest.raises(UsageError, match="stdin is larger than 1 MiB"):
+        diff.load("-")
+    text = io.TextIOWrapper(io.BufferedReader(Endless(1 << 20)), encoding="ascii")
+    with pytest.raises(UsageError, match="stdin is larger than 1 MiB"):
+        diff.load("-", text)
+
+
+def test_the_limit_is_of_bytes_not_characters(tmp_path: Path) -> None:
+    path = tmp_path / "wide.json"
+    path.write_text("é" * (diff.MAX_BYTES // 2 + 1), encoding="utf-8")  # 2 bytes each
+    with pytest.raises(UsageError) as info:
+        diff.load(str(path))
+    assert info.value.what == f"{path} is larger than 16 MiB, too large for a report"

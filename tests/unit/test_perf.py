@@ -267,14 +267,18 @@ LONG = "x" * 300
 @pytest.mark.parametrize("field, at, message", [
     (1, f"12{LONG}", "not a count: {!r}"),
     (1, "<not supported>", "perf cannot count this event: {!r}"),
+    (-1, "<not supported>", "perf cannot count this event: {!r}"),  # and a long line after it
     (0, f"t{LONG}", "not a timestamp: {!r}"),
     (3, f"syscalls:sys_exit_other{LONG}", "expected syscalls:sys_exit_accept of {cgroup}, perf printed {!r}"),
 ])
 def test_parse_errors_show_the_line_as_perf_printed_it(field: int, at: str, message: str) -> None:
     lines, counters = recorded("interval-busy.csv")
     parts = lines[0].split(",")
-    parts[field] = at
-    bad = ",".join(parts).rstrip("\n") + "  X\n"  # trailing blanks and an X are part of the line
+    if field < 0:
+        parts[1], parts[-1] = at, LONG
+    else:
+        parts[field] = at
+    bad = ",".join(parts).rstrip("\n") + " X  \n"  # blanks and an X at its end are part of the line
     with pytest.raises(perf.PerfOutputError) as info:
         parse([bad, *lines[1:]], counters)
     line = bad.removesuffix("\n")
@@ -293,3 +297,11 @@ def test_parse_errors_of_counts_and_intervals_say_so_exactly() -> None:
     with pytest.raises(perf.PerfOutputError) as info:
         parse(later, counters)
     assert str(info.value) == "counts of more than one interval"
+
+
+def test_a_cgroup_whose_name_starts_with_x() -> None:
+    # The slash is all that is stripped from either spelling: a cgroup named X... stays X...
+    lines, counters = recorded("interval-two-cgroups.csv")
+    renamed = [line.replace(",docker/", ",Xdocker/") for line in lines]
+    first, second = perf.parse_interval(renamed, counters, ["/X" + name for name in cgroups_of(lines)])
+    assert (first.calls["getppid"], second.calls["getppid"]) == (4321, 1234)

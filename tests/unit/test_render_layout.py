@@ -284,3 +284,73 @@ def test_a_bar_never_outgrows_its_width() -> None:
 def test_a_partial_report_with_an_unknown_reason_says_partial_only() -> None:
     rep = web("perf")
     assert render.title(dataclasses.replace(rep, partial=True, stopped=None)).endswith(" s, PARTIAL")
+
+
+def web_with(engine: str, **rows: dict) -> report.Report:
+    """web's recorded document with some rows changed or added (name -> fields)."""
+    doc = copy.deepcopy(RECORDED[engine])
+    mine = {r["name"]: r for r in doc["targets"][0]["syscalls"]}
+    for name, fields in rows.items():
+        if name in mine:
+            mine[name].update(fields)
+            for key in [k for k, v in fields.items() if v is None]:
+                del mine[name][key]
+        else:
+            doc["targets"][0]["syscalls"].append({"name": name, **fields})
+    return load(dict(doc, targets=doc["targets"][:1]), targets=TARGETS[:1])
+
+
+def test_classes_are_by_calls_or_by_name() -> None:
+    rep = web_with("perf", clock_nanosleep={"calls": 5000})  # time the busiest class
+    heads = ["CLASS", "SYSCALL", "CALLS", "ERRORS", "CALLS/S", "SHARE", ""]
+    by_calls = check_layout(render.table(rep, View(by_class=True)), heads)
+    assert [r[0] for r in by_calls if r[0]] == ["time", "file", "process"]
+    by_name = check_layout(render.table(rep, View(by_class=True, sort="name")), heads)
+    assert [r[0] for r in by_name if r[0]] == ["file", "process", "time"]
+
+
+def test_a_table_by_class_of_a_window_that_counted_nothing() -> None:
+    doc = copy.deepcopy(RECORDED["perf"])
+    for t in doc["targets"]:
+        t["syscalls"] = []
+    rows = check_layout(render.table(load(doc), View(by_class=True)),
+                        ["CLASS", "SYSCALL", "web", "db", "CALLS", "ERRORS", "CALLS/S", "SHARE", ""])
+    assert rows == [["", "total", "0", "0", "0", "0", "0.0", "-", ""]]
+
+
+def test_a_class_time_adds_only_the_calls_that_were_timed() -> None:
+    # rt_sigreturn never returns where it is timed: it adds no time to the signal class.
+    rep = web_with("bpf", rt_sigreturn={"calls": 2, "errors": 0},
+                   rt_sigprocmask={"calls": 1, "errors": 0, "time_ns": 500, "max_ns": 500})
+    heads = ["CLASS", "SYSCALL", "CALLS", "ERRORS", "ERRNO", "CALLS/S", "TIME", "AVG", "MAX", "SHARE", ""]
+    rows = check_layout(render.table(rep, View(by_class=True)), heads)
+    signal = next(r for r in rows if r[0] == "signal")
+    assert signal[2] == "3" and signal[6:9] == ["500 ns", "500 ns", "500 ns"]  # an average of the one timed
+
+
+def test_failures_of_unknown_errno_have_no_top_errno() -> None:
+    # The BPF engine keeps each failure's errno while it has room (its lost counter says when not).
+    rep = web_with("bpf", access={"errnos": None})
+    heads = ["SYSCALL", "CALLS", "ERRORS", "ERRNO", "CALLS/S", "TIME", "AVG", "MAX", "SHARE", ""]
+    rows = {r[0]: r for r in check_layout(render.table(rep), heads)}
+    assert rows["access"][2:4] == ["576", ""]
+
+
+def test_write_prints_the_table_of_the_view() -> None:
+    out = io.StringIO()
+    render.write(web("perf"), View(top=1, no_trunc=True), out)
+    assert out.getvalue() == render.table(web("perf"), View(top=1, no_trunc=True)) + "\n"
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith(f"web ({TARGETS[0].id}): ")
+    assert [lines[4].split()[0], lines[6].split()[0]] == ["fchdir", "total"] and len(lines) == 7
+
+
+def test_seconds_round_to_hundredths() -> None:
+    assert render.duration(1_135_000_000) == "1.14 s"
+
+
+def test_an_unchanged_top_errno_is_shown_once() -> None:
+    d = fixture_diff("bpf-before.json", "bpf-after.json")
+    rows = {r[0]: r for r in check_layout(render.diff_table(d, list(d.syscalls)),
+                                          [*render.DIFF_HEADERS, "TOP ERRNO"])}
+    assert rows["fchdir"][-1] == "EBADF" and rows["access"][-1] == "ENOENT"

@@ -143,3 +143,9 @@ def test_the_audit_as_json() -> None:
     with pytest.raises(ValueError) as info:
         seccomp.write_audit(result, "csv", io.StringIO())
     assert str(info.value) == "unknown audit format: 'csv'"
+
+
+def test_a_destination_whose_folder_is_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ProfileError, match="is not a writable folder"):
+        seccomp.check_destination(str(tmp_path / "file" / "p.json"))
