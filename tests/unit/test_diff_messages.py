@@ -4,9 +4,13 @@ reads, at and one past each; each case changes one thing of a recorded BPF repor
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import json
+import os
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -230,3 +234,28 @@ def test_the_limit_is_of_bytes_not_characters(tmp_path: Path) -> None:
     with pytest.raises(UsageError) as info:
         diff.load(str(path))
     assert info.value.what == f"{path} is larger than 16 MiB, too large for a report"
+
+
+def test_a_file_that_never_ends_is_read_up_to_the_limit(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A FIFO (or /dev/zero): its writer keeps it open until diff has its answer, or 10 s.
+    monkeypatch.setattr(diff, "MAX_BYTES", 1 << 20)
+    fifo = tmp_path / "report.json"
+    os.mkfifo(fifo)
+    answered = threading.Event()
+
+    def write() -> None:
+        with contextlib.suppress(BrokenPipeError), open(fifo, "wb") as f:
+            f.write(b" " * (2 << 20))
+            answered.wait(10)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(UsageError, match="is larger than 1 MiB"):
+            diff.load(str(fifo))
+        assert time.monotonic() - started < 5  # not after the writer gave up
+    finally:
+        answered.set()
+        writer.join()
