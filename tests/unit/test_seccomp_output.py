@@ -149,3 +149,12 @@ def test_a_destination_whose_folder_is_a_file_is_refused(tmp_path: Path) -> None
     (tmp_path / "file").write_text("")
     with pytest.raises(ProfileError, match="is not a writable folder"):
         seccomp.check_destination(str(tmp_path / "file" / "p.json"))
+
+
+def test_each_rule_of_a_written_profile_says_why_it_is_there() -> None:
+    profile = seccomp.make_profile(["read"], "x86_64")
+    assert [(rule["names"][0] if len(rule["names"]) == 1 else "...", rule["comment"])
+            for rule in profile["syscalls"]] == [
+        ("...", "seen by docker spy, plus the calls every container makes while it starts"),
+        ("clone", "a start-up call, with the condition of Docker's default"),
+        ("clone3", "ENOSYS, as Docker's default: libc then falls back to clone")]
