@@ -39,7 +39,7 @@ SAME = 5e-4  # a rate change under 0.05% would print as +0.0%: it is "same"
 HOW = "make one with: docker spy CONTAINER --format json > FILE"
 READS = (2, SCHEMA)  # schema 2 reports (before errnos and engines) compare as well
 ENGINE_KEY = {2: "perf", 3: "engine_version"}  # the host's counting tool, by schema
-_ID = re.compile(r"^[0-9a-f]{64}$")
+_ID = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 @dataclass(frozen=True)

@@ -26,13 +26,13 @@ MAX_TARGETS = 64
 MAX_COUNT = (1 << 64) - 1
 MAX_WINDOW_SECONDS = 400 * 86400
 MIN_RATE_SECONDS = 0.1
-SYSCALL_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
+SYSCALL_NAME = re.compile(r"^[a-z0-9_]{1,64}\Z")
 # Names the BPF engine gives what no table of the tracepoints names: a call through the 32-bit
 # entry points (compat_read), a number newer than its tables (syscall_472).
-UNTABLED_NAME = re.compile(r"^compat_[a-z0-9_]{1,57}$|^(compat_)?syscall_[0-9]{1,10}$")
-ERRNO_NAME = re.compile(r"^E[A-Z0-9_]{1,31}$")
+UNTABLED_NAME = re.compile(r"^compat_[a-z0-9_]{1,57}\Z|^(compat_)?syscall_[0-9]{1,10}\Z")
+ERRNO_NAME = re.compile(r"^E[A-Z0-9_]{1,31}\Z")
 MAX_ERRNOS = 4096
-PRINTABLE = re.compile(r"^[\x20-\x7e]{0,200}$")
+PRINTABLE = re.compile(r"^[\x20-\x7e]{0,200}\Z")
 STOP_REASONS = ("interrupted", "target-exited", "helper-stopped")
 ENGINES = ("bpf", "perf")
 

@@ -67,7 +67,7 @@ def parse_mountinfo(text: str) -> list[Mount]:
         if "-" not in fields:
             continue
         sep = fields.index("-")
-        if sep < 6 or len(fields) < sep + 3:
+        if sep < 6 or len(fields) < sep + 4:
             continue
         fstype = fields[sep + 1]
         if fstype not in ("cgroup", "cgroup2"):

@@ -97,3 +97,13 @@ def test_mapping_is_a_copy() -> None:
 def test_parse_refuses_a_broken_document(doc: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         classes.parse(json.dumps(doc))
+
+
+def test_parse_says_exactly_what_is_wrong() -> None:
+    with pytest.raises(ValueError) as info:
+        classes.parse(json.dumps({"schema": 2, "classes": {}}))
+    assert str(info.value) == "syscall_classes.json: schema 2, expected 1"
+    with pytest.raises(ValueError) as info:
+        classes.parse(json.dumps({"schema": 1, "classes": []}))
+    assert str(info.value) == ("syscall_classes.json: the classes must be exactly file, network, process, "
+                               "memory, signal, time, ipc, other")

@@ -205,3 +205,104 @@ def test_the_end_of_a_window_from_perfs_prints() -> None:
     assert window_end(3.05, 3.05, zero, zero + 2.5, 2.5) == (2.5, True)
     # A tick printed just before the stop: not the last; the SIGINT print follows.
     assert window_end(2.02, 2.02, zero, zero + 2.3, 60.0) == (2.02, False)
+
+
+def test_parse_rejects_a_line_of_too_few_fields() -> None:
+    lines, counters = recorded("interval-busy.csv")
+    with pytest.raises(perf.PerfOutputError, match="too few fields"):
+        perf.parse_interval([",".join(lines[0].split(",")[:4]) + "\n", *lines[1:]], counters,
+                            cgroups_of(lines))
+
+
+@pytest.mark.parametrize("given_slash, printed_slash", [(True, False), (False, False), (False, True),
+                                                        (True, True)])
+def test_a_cgroup_is_one_with_or_without_its_leading_slash(given_slash: bool, printed_slash: bool) -> None:
+    # perf printed the recording's names without the slash the helper gives them; a name is
+    # one cgroup however either side spells it.
+    lines, counters = recorded("interval-two-cgroups.csv")
+    if printed_slash:
+        lines = [",".join(("/" + f) if k == 4 else f for k, f in enumerate(line.split(",")))
+                 for line in lines]
+    names = [("/" if given_slash else "") + name.lstrip("/") for name in cgroups_of(lines)]
+    first, second = perf.parse_interval(lines, counters, names)
+    assert (first.calls["getppid"], second.calls["getppid"]) == (4321, 1234)
+
+
+def test_argv_is_perf_stat_with_csv_output() -> None:
+    counters = perf.plan(["sys_enter_read", "sys_exit_read", "sys_enter_exit"], ["sys_exit_read"])
+    assert perf.argv(counters, ["/docker/abc"], 1000, (5, 6), 7, perf="/usr/bin/perf") == [
+        "/usr/bin/perf", "stat", "--no-big-num", "-x", ",", "-I", "1000", "-a", "--control", "fd:5,6",
+        "--log-fd", "7", "-e", "syscalls:sys_enter_exit", "-e", "syscalls:sys_exit_read",
+        "-e", "syscalls:sys_exit_read", "--filter", "ret < 0 && ret >= -4095",
+        "--for-each-cgroup", "/docker/abc"]
+
+
+def test_a_syscall_with_only_an_enter_tracepoint_is_counted_where_it_enters() -> None:
+    assert perf.plan(["sys_enter_foo", "sys_enter_read"], ["sys_exit_read"]) == [
+        perf.Counter("foo", "calls", "syscalls:sys_enter_foo"),
+        perf.Counter("read", "calls", "syscalls:sys_exit_read"),
+        perf.Counter("read", "errors", "syscalls:sys_exit_read", perf.ERROR_FILTER)]
+
+
+def test_five_fields_are_enough_and_an_empty_count_is_zero() -> None:
+    lines, counters = recorded("interval-busy.csv")
+    short = [",".join(line.split(",")[:5]) + "\n" for line in lines]
+    busy = next(i for i, line in enumerate(short) if line.split(",")[1] not in ("0", ""))
+    short[busy] = short[busy].replace(f",{short[busy].split(',')[1]},", ",,")
+    counts = perf.parse_interval(short, counters, cgroups_of(lines))[0]
+    assert sum(counts.calls.values()) == sum(counts.errors.values()) == 0
+
+
+def test_a_stamp_of_zero_is_zero() -> None:
+    # perf's print on its way out, when a stop missed its wait, can be stamped 0.
+    lines, counters = recorded("interval-busy.csv")
+    zero = ["0.000000000," + line.split(",", 1)[1] for line in lines]
+    assert perf.parse_interval(zero, counters, cgroups_of(lines))[0].seconds == 0.0
+    assert perf.parse_interval([], [], ["/docker/x"]) == [perf.Counts(0.0, {}, {})]
+
+
+LONG = "x" * 300
+
+
+@pytest.mark.parametrize("field, at, message", [
+    (1, f"12{LONG}", "not a count: {!r}"),
+    (1, "<not supported>", "perf cannot count this event: {!r}"),
+    (-1, "<not supported>", "perf cannot count this event: {!r}"),  # and a long line after it
+    (0, f"t{LONG}", "not a timestamp: {!r}"),
+    (3, f"syscalls:sys_exit_other{LONG}", "expected syscalls:sys_exit_accept of {cgroup}, perf printed {!r}"),
+])
+def test_parse_errors_show_the_line_as_perf_printed_it(field: int, at: str, message: str) -> None:
+    lines, counters = recorded("interval-busy.csv")
+    parts = lines[0].split(",")
+    if field < 0:
+        parts[1], parts[-1] = at, LONG
+    else:
+        parts[field] = at
+    for end in (" X  \n", "  X\n"):  # blanks or an X at its end are part of the line
+        bad = ",".join(parts).rstrip("\n") + end
+        with pytest.raises(perf.PerfOutputError) as info:
+            parse([bad, *lines[1:]], counters)
+        line = bad.removesuffix("\n")
+        assert str(info.value) == message.format(line[:200], cgroup=cgroups_of(lines)[0])
+    with pytest.raises(perf.PerfOutputError) as info:
+        perf.parse_interval([",".join(parts[:4]) + LONG + "\n", *lines[1:]], counters, cgroups_of(lines))
+    assert str(info.value) == f"too few fields: {(','.join(parts[:4]) + LONG)[:200]!r}"
+
+
+def test_parse_errors_of_counts_and_intervals_say_so_exactly() -> None:
+    lines, counters = recorded("interval-busy.csv")
+    with pytest.raises(perf.PerfOutputError) as info:
+        parse(lines[:-1], counters)
+    assert str(info.value) == "perf printed 716 counts for 717 counters"
+    later = [lines[0], "9" + lines[1], *lines[2:]]
+    with pytest.raises(perf.PerfOutputError) as info:
+        parse(later, counters)
+    assert str(info.value) == "counts of more than one interval"
+
+
+def test_a_cgroup_whose_name_starts_with_x() -> None:
+    # The slash is all that is stripped from either spelling: a cgroup named X... stays X...
+    lines, counters = recorded("interval-two-cgroups.csv")
+    renamed = [line.replace(",docker/", ",Xdocker/") for line in lines]
+    first, second = perf.parse_interval(renamed, counters, ["/X" + name for name in cgroups_of(lines)])
+    assert (first.calls["getppid"], second.calls["getppid"]) == (4321, 1234)

@@ -57,15 +57,20 @@ def test_bpf_report_carries_errnos_times_and_cost() -> None:
     assert web["fchdir"].errnos == (("EBADF", 777),)
     assert web["access"].errnos == (("ENOENT", web["access"].errors),)  # the workload's poll
     assert web["getppid"].errnos is None  # no failures, no errnos
-    assert web["clock_nanosleep"].time_ns >= web["clock_nanosleep"].calls * 5_000_000  # 5 ms sleeps
-    assert web["clock_nanosleep"].max_ns >= 5_000_000
+    # The workload's 5 ms sleeps, as recorded: 576 of them, 2.978 s in all, the longest 10.1 ms.
+    sleep = web["clock_nanosleep"]
+    assert (sleep.calls, sleep.errors, sleep.time_ns, sleep.max_ns) == (576, 0, 2_978_289_515, 10_106_467)
     assert web["exit_group"].time_ns is None  # it never returns: no time
     summed = {s.name: s for s in rep.syscalls}
     assert summed["fchdir"].errnos == (("EBADF", 2277),)
-    assert summed["clock_nanosleep"].max_ns == max(
-        {s.name: s for s in t.syscalls}["clock_nanosleep"].max_ns for t in rep.targets)
+    # Both targets' times add up; the longest call is the longer of the two (db's 10,360,138 ns).
+    assert (summed["clock_nanosleep"].time_ns, summed["clock_nanosleep"].max_ns) == (
+        2_978_289_515 + 2_978_310_951, 10_360_138)
+    assert (summed["fchdir"].time_ns, summed["fchdir"].max_ns) == (587_554 + 876_956, 21_490)
     assert rep.cost == report.Cost(RECORDED["bpf"]["cost"]["runs"], RECORDED["bpf"]["cost"]["run_time_ns"])
-    assert 0 < rep.cost.share(3.0, 2) < 0.01
+    assert rep.cost == report.Cost(18_661, 14_421_783)
+    assert rep.cost.share(3.0, 2) == 14_421_783 / 6e9  # of 2 CPUs' 3 s
+    assert rep.cost.share(0.0, 2) == rep.cost.share(3.0, 0) == 0.0
 
 
 def test_perf_report_has_no_errnos_nor_times() -> None:
@@ -85,10 +90,11 @@ def test_document_hides_zero_rows_and_carries_the_facts() -> None:
     assert doc["total"]["calls"] == sum(t["total"]["calls"] for t in doc["targets"])
     fchdir = next(r for r in doc["syscalls"] if r["name"] == "fchdir")
     assert fchdir["errnos"] == {"EBADF": 2277}
-    assert fchdir["avg_ns"] == fchdir["time_ns"] // 2277 and fchdir["max_ns"] <= fchdir["time_ns"]
+    # web's 587,554 ns and db's 876,956 ns over 2,277 calls; db's longest call
+    assert (fchdir["time_ns"], fchdir["max_ns"], fchdir["avg_ns"]) == (1_464_510, 21_490, 643)
+    assert fchdir["calls_per_second"] == 759.0  # 2,277 in the recorded 3.0 s
     assert doc["cost"]["runs"] == RECORDED["bpf"]["cost"]["runs"]
-    assert doc["cost"]["cpu_share"] == round(
-        RECORDED["bpf"]["cost"]["run_time_ns"] / (doc["window"]["measured_seconds"] * 1e9 * 2), 6)
+    assert doc["cost"]["cpu_share"] == 0.002404  # 14,421,783 ns of 2 CPUs' 3.0 s, to 6 places
     full = report.to_document(load(RECORDED["bpf"]), include_zero=True)
     assert len(full["syscalls"]) == len(RECORDED["bpf"]["syscalls_counted"])
     perf = report.to_document(load(RECORDED["perf"]))
@@ -204,3 +210,8 @@ def test_hostile_documents_are_rejected(what: str, change: Callable[[dict], None
 def test_non_documents_are_rejected(raw: bytes) -> None:
     with pytest.raises(ContractError):
         load(raw)
+
+
+def test_a_report_where_an_interval_was_expected_is_refused() -> None:
+    with pytest.raises(ContractError, match="an interval was expected"):
+        report.interval_from_helper(json.dumps(RECORDED["perf"]).encode(), pids=PIDS, previous=0)

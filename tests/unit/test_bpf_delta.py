@@ -1,0 +1,61 @@
+"""The BPF engine's arithmetic at its edges: what delta() makes of two snapshots when a slot or
+a call is new, when nothing changed, and when only the time did; and the bytes handed to the
+program for the limits of its arrays. Syscall numbers and errnos are x86_64's (the shipped
+tables: 110 getppid, 81 fchdir, 0 read; errno 9 EBADF, 2 ENOENT)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from plugin.helper import bpfengine, systables
+from plugin.helper.bpfengine import Snapshot
+
+
+def x86() -> systables.Arch:
+    return systables.for_machine("x86_64")
+
+
+def test_a_slot_the_after_snapshot_lacks_did_nothing() -> None:
+    before = Snapshot({0: {(0, 110): [5, 0, 0, 0]}}, {0: {(0, 81): {9: 1}}})
+    got = bpfengine.delta(before, Snapshot({}, {}), 0, x86())
+    assert (got.calls, got.errors, got.errnos, got.time_ns, got.max_ns) == ({}, {}, {}, {}, {})
+
+
+def test_a_slot_the_before_snapshot_lacks_counts_from_zero() -> None:
+    after = Snapshot({1: {(0, 81): [4, 4, 900, 400]}}, {1: {(0, 81): {9: 3, 2: 1}}})
+    got = bpfengine.delta(Snapshot({}, {}), after, 1, x86())
+    assert (got.calls, got.errors) == ({"fchdir": 4}, {"fchdir": 4})
+    assert got.errnos == {"fchdir": {"EBADF": 3, "ENOENT": 1}}
+    assert (got.time_ns, got.max_ns) == ({"fchdir": 900}, {"fchdir": 400})
+
+
+def test_what_did_not_change_is_left_out() -> None:
+    same = Snapshot({0: {(0, 110): [7, 0, 5000, 300], (0, 81): [2, 2, 80, 50]}}, {0: {(0, 81): {9: 2}}})
+    later = Snapshot({0: {(0, 110): [7, 0, 5000, 300], (0, 81): [3, 3, 80, 50]}},
+                     {0: {(0, 81): {9: 2, 2: 1}}})
+    got = bpfengine.delta(same, later, 0, x86())
+    assert (got.calls, got.errors) == ({"fchdir": 1}, {"fchdir": 1})
+    assert got.errnos == {"fchdir": {"ENOENT": 1}}  # EBADF stayed at 2
+    assert got.time_ns == {} and got.max_ns == {}  # no time was spent in the window
+
+
+def test_time_is_subtracted_the_longest_call_is_not() -> None:
+    before = Snapshot({0: {(0, 0): [10, 0, 1000, 700]}}, {})
+    after = Snapshot({0: {(0, 0): [10, 0, 1500, 90]}}, {})  # the engine zeroed the longest
+    got = bpfengine.delta(before, after, 0, x86())
+    assert got.calls == {} and (got.time_ns, got.max_ns) == ({"read": 500}, {"read": 90})
+
+
+def test_config_flags_only_the_numbers_it_has_slots_for() -> None:
+    arch = x86()
+    beyond = dataclasses.replace(arch, native={**arch.native, bpfengine.NR_SLOTS: "clone"})
+    *_, twice = bpfengine.CONFIG.unpack(bpfengine.config_bytes(beyond, latency=False))
+    assert [nr for nr, flag in enumerate(twice) if flag] == [56, 57, 58, 435]
+    assert set(twice) == {0, 1}
+
+
+def test_control_takes_up_to_max_levels() -> None:
+    levels = list(range(1, bpfengine.MAX_LEVELS + 1))
+    enabled, n, *got = bpfengine.CONTROL.unpack(bpfengine.control_bytes(True, levels))
+    assert (enabled, n, got) == (1, bpfengine.MAX_LEVELS, levels)
+    assert bpfengine.CONTROL.unpack(bpfengine.control_bytes(False, [])) == (0, 0, *[0] * bpfengine.MAX_LEVELS)
