@@ -222,9 +222,10 @@ def write(report: Report, view: View, stream: TextIO) -> None:
         header += ["time_ns", "max_ns"] if report.latency else []
         out.writerow(header)
         for t in report.targets:
-            seconds = (t.window or report.window).measured_seconds or 1.0
+            seconds = (t.window or report.window).measured_seconds
             for s in rows(t.syscalls, view):
-                row = [t.target.name, s.name, s.calls, s.errors, f"{s.calls / seconds:.3f}",
+                rate = f"{s.calls / seconds:.3f}" if has_rates(seconds) else ""
+                row = [t.target.name, s.name, s.calls, s.errors, rate,
                        f"{100 * s.calls / (t.total_calls or 1):.3f}"]
                 if view.by_class:
                     row.insert(2, classify(s.name))

@@ -49,13 +49,15 @@ def test_time_is_subtracted_the_longest_call_is_not() -> None:
 def test_config_flags_only_the_numbers_it_has_slots_for() -> None:
     arch = x86()
     beyond = dataclasses.replace(arch, native={**arch.native, bpfengine.NR_SLOTS: "clone"})
-    *_, twice = bpfengine.CONFIG.unpack(bpfengine.config_bytes(beyond, latency=False))
+    twice = bpfengine.CONFIG.unpack(bpfengine.config_bytes(beyond, latency=False))[8]
     assert [nr for nr, flag in enumerate(twice) if flag] == [56, 57, 58, 435]
     assert set(twice) == {0, 1}
 
 
 def test_control_takes_up_to_max_levels() -> None:
     levels = list(range(1, bpfengine.MAX_LEVELS + 1))
-    enabled, n, *got = bpfengine.CONTROL.unpack(bpfengine.control_bytes(True, levels))
-    assert (enabled, n, got) == (1, bpfengine.MAX_LEVELS, levels)
-    assert bpfengine.CONTROL.unpack(bpfengine.control_bytes(False, [])) == (0, 0, *[0] * bpfengine.MAX_LEVELS)
+    cgroups = {1000 + level: (level - 1, level) for level in levels}
+    enabled, n, *got = bpfengine.CONTROL.unpack(bpfengine.control_bytes(True, cgroups))
+    assert (enabled, n, got[:bpfengine.MAX_LEVELS]) == (1, bpfengine.MAX_LEVELS, levels)
+    off = bpfengine.CONTROL.unpack(bpfengine.control_bytes(False, {}))
+    assert off[:2 + bpfengine.MAX_LEVELS] == (0, 0, *[0] * bpfengine.MAX_LEVELS)

@@ -150,15 +150,18 @@ def test_a_syscall_only_one_target_made_is_0_in_the_others_column() -> None:
     assert row[:4] == ["compat_getpid", "3", "0", "3"]
 
 
-def test_a_window_of_no_length_shows_the_counts_as_rates() -> None:
-    # measured_seconds 0 (a stop at once): calls per second would be infinite; the count is shown.
+def test_a_window_too_short_for_a_rate_shows_none() -> None:
+    # measured_seconds 0 (a stop at once): calls per second would be infinite; none is shown,
+    # and the title says why.
     doc = copy.deepcopy(RECORDED["perf"])
     doc["window"]["measured_seconds"] = 0.0
     rep = load(dict(doc, targets=doc["targets"][:1]), targets=TARGETS[:1])
-    assert render.table(rep).splitlines()[4].split()[:4] == ["fchdir", "777", "777", "777.0"]
+    lines = render.table(rep).splitlines()
+    assert lines[0].endswith("in 0.00 s (under 0.1 s: too short for rates)")
+    assert lines[4].split()[:4] == ["fchdir", "777", "777", "-"]
     out = io.StringIO()
     render.write(rep, View(fmt="csv"), out)
-    assert list(csv.reader(io.StringIO(out.getvalue())))[1][4] == "777.000"
+    assert list(csv.reader(io.StringIO(out.getvalue())))[1][4] == ""
 
 
 def test_a_class_subtotal_adds_the_times_it_has() -> None:

@@ -247,7 +247,7 @@ def test_a_report_of_no_length_has_no_rates_and_a_row_never_called_no_average() 
     doc = report.to_document(rep, include_zero=True)
     assert {r["calls_per_second"] for r in doc["syscalls"]} == {None}
     zero = report.SyscallCount("read", 0, 3, (("EINTR", 3),), 120, 70)  # failed before it was counted
-    assert report._row(zero, 3.0) == {"name": "read", "calls": 0, "errors": 3, "calls_per_second": 0.0,
+    assert report._row(zero, 0.0) == {"name": "read", "calls": 0, "errors": 3, "calls_per_second": 0.0,
                                       "errnos": {"EINTR": 3}, "time_ns": 120, "max_ns": 70, "avg_ns": None}
 
 
