@@ -35,6 +35,7 @@ stop() {
     fi
     rmdir /sys/fs/cgroup/perf_event 2>/dev/null || true
     [ -n "${SPY_NETNS:-}" ] || ip netns del "$netns" 2>/dev/null || true
+    rm -rf "$data"  # an engine of the tests: the next start begins afresh (no old swarm)
     give_back_perf_event
 }
 
