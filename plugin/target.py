@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 # What the engine accepts as a container name or id (prefix); anything else cannot match.
-_REFERENCE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$")
+_REFERENCE = re.compile(r"/?[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}")
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Target:
 def check_reference(ref: str) -> str:
     if not ref:
         raise UsageError("the container name is empty")
-    if not _REFERENCE.match(ref):
+    if not _REFERENCE.fullmatch(ref):
         raise UsageError(
             f"{ref!r} is not a container name or id",
             "names are letters, digits, '_', '.' and '-'",

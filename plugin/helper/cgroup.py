@@ -12,6 +12,7 @@ root (a mount need not show its hierarchy from the top).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 PERF_CONTROLLER = "perf_event"
@@ -83,6 +84,37 @@ def parse_mountinfo(text: str) -> list[Mount]:
     return mounts
 
 
+def _outside(root: str) -> bool:
+    return root.startswith("..") or "/.." in root
+
+
+def hierarchy_root(mount: Mount, exists: Callable[[str], bool]) -> bool:
+    """Whether the mount shows its hierarchy from the very top: the kernel gives every cgroup2
+    but the root a cgroup.events file, and a v1 hierarchy's root alone a release_agent."""
+    base = mount.mount_point.rstrip("/")
+    if mount.fstype == "cgroup2":
+        return exists(base + "/cgroup.procs") and not exists(base + "/cgroup.events")
+    return exists(base + "/release_agent")
+
+
+def host_view(mountinfo: str, exists: Callable[[str], bool]) -> str:
+    """The mountinfo text with the true root of each cgroup mount that this process's cgroup
+    namespace shows as outside itself. A container in a cgroup namespace of its own (what
+    Docker gives every container on a cgroup v2 host, and Swarm tasks cannot ask otherwise)
+    sees the host's /sys/fs/cgroup bound in as root `/../..`: where the mount shows the
+    hierarchy from its top, that root is `/`, and cgroups below it can be named from there.
+    Any other such mount stays as it is (resolve refuses paths outside the namespace)."""
+    out = []
+    for line in mountinfo.splitlines(keepends=True):
+        fields = line.split(" ")
+        mounts = parse_mountinfo(line)
+        if mounts and _outside(mounts[0].root) and hierarchy_root(mounts[0], exists):
+            fields[3] = "/"
+            line = " ".join(fields)
+        out.append(line)
+    return "".join(out)
+
+
 def parse_proc_cgroup(text: str) -> list[CgroupLine]:
     """The lines of a /proc/<pid>/cgroup text: `hierarchy-id:controllers:path`."""
     lines = []
@@ -139,7 +171,7 @@ def resolve(proc_cgroup: str, mountinfo: str) -> PerfCgroup:
     if not chosen:
         raise CgroupError(f"/proc/<pid>/cgroup has no {want} for the mount perf uses")
     path = chosen[0].path
-    if "/.." in path or path.startswith(".."):
+    if _outside(path):
         raise CgroupError(
             f"cgroup path {path!r} is outside this cgroup namespace (run in the host's one)"
         )
@@ -184,7 +216,7 @@ def resolve_v2(proc_cgroup: str, mountinfo: str) -> V2Cgroup:
     if not unified:
         raise CgroupError("the process has no cgroup v2 (no 0:: line in /proc/<pid>/cgroup)")
     path = unified[0].path
-    if "/.." in path or path.startswith(".."):
+    if _outside(path):
         raise CgroupError(f"cgroup path {path!r} is outside this cgroup namespace")
     if path == "/":
         raise CgroupError("the process is in the root cgroup v2: its engine gives containers "

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from . import cgroup
 
 CHUNK = 8000  # characters of a document per log line
-CONTAINER_ID = re.compile(r"^[0-9a-f]{64}$")
+CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
 _OWN_ID = re.compile(r"/containers/([0-9a-f]{64})/")
 MAX_DEPTH = 7  # kubepods.slice/kubepods-burstable.slice/.../cri-containerd-<id>.scope is 4
 # Where the common drivers put a container, tried before a walk of the hierarchy.
@@ -132,6 +132,6 @@ def targets_of_node(spec: str, node: str) -> list[str]:
         raise ValueError("--fleet is not JSON") from None
     ids = by_node.get(node) if isinstance(by_node, dict) else None
     if not isinstance(ids, list) or not ids \
-            or not all(isinstance(i, str) and CONTAINER_ID.match(i) for i in ids):
+            or not all(isinstance(i, str) and CONTAINER_ID.fullmatch(i) for i in ids):
         raise ValueError(f"--fleet names no container of node {node!r}")
     return ids

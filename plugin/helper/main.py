@@ -232,7 +232,7 @@ def count(args: argparse.Namespace) -> tuple[dict, Engine]:
     signal.signal(signal.SIGTERM, lambda *_: stop("helper-stopped"))
     if args.stop_on_stdin:  # from the start: the plugin may go away before counting does
         threading.Thread(target=watch_stdin, args=(stop,), daemon=True).start()
-    mountinfo = read_text("/proc/self/mountinfo", "mountinfo")
+    mountinfo = cgroup.host_view(read_text("/proc/self/mountinfo", "mountinfo"), os.path.exists)
     mounts = cgroup.parse_mountinfo(mountinfo)
     seal_cgroup_mounts(mounts)
     tracefs = find_tracefs()

@@ -1,6 +1,8 @@
 """--service: the tasks of Swarm services, counted on whichever node they run, through a real
 two-node Swarm made of two more engines on this machine (tests/e2e/layout-engine.sh, both in
-one network namespace of their own, named swa and swb), with exact counts per task."""
+one network namespace of their own), with exact counts per task. swa sees the host's hybrid
+cgroups; swb is a cgroup-v2-only engine, where Docker gives every container (a helper too) a
+cgroup namespace of its own, as on most distributions today."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import os
 import secrets
 import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +31,7 @@ class Swarm:
     manager: str  # DOCKER_HOST of swa, the manager
     env: dict[str, str]  # the plugin's environment, pointed at the manager
     nodes: dict[str, str]  # hostname -> node id
+    hosts: dict[str, str]  # hostname -> DOCKER_HOST
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +39,10 @@ def swarm(docker_env: dict[str, str], helper_image: str) -> Iterator[Swarm]:
     env = {**os.environ, "SPY_NETNS": NETNS}
     hosts = {}
     try:
-        for name in ("swa", "swb"):
-            hosts[name] = run("bash", str(SCRIPT), "start", "host", name, env=env,
+        for name, kind in (("swa", "host"), ("swb", "v2")):
+            hosts[name] = run("bash", str(SCRIPT), "start", kind, name, env=env,
                               timeout=120).stdout.strip()
+        assert "Cgroup Version: 2" in run("docker", "-H", hosts["swb"], "info").stdout
         a, b = hosts["swa"], hosts["swb"]
         run("docker", "-H", a, "swarm", "init", "--advertise-addr", "127.0.0.1:2477",
             "--listen-addr", "127.0.0.1:2477")
@@ -48,7 +53,8 @@ def swarm(docker_env: dict[str, str], helper_image: str) -> Iterator[Swarm]:
             run("sh", "-c", f"docker save {BASE_IMAGE} {helper_image} | docker -H {host} load -q",
                 timeout=300)
         ids = run("docker", "-H", a, "node", "ls", "--format", "{{.Hostname}} {{.ID}}").stdout.split()
-        yield Swarm(a, {**docker_env, "DOCKER_HOST": a}, dict(zip(ids[::2], ids[1::2], strict=True)))
+        yield Swarm(a, {**docker_env, "DOCKER_HOST": a}, dict(zip(ids[::2], ids[1::2], strict=True)),
+                    hosts)
     finally:
         for name in hosts:
             run("bash", str(SCRIPT), "stop", name, env=env, check=False, timeout=300)
@@ -163,7 +169,54 @@ def test_a_service_spread_over_two_nodes(swarm: Swarm, make_service) -> None:
     rates = sum(syscall(t, "getppid")["calls_per_second"] for t in tasks.values())
     assert syscall(doc, "getppid")["calls_per_second"] == pytest.approx(rates, abs=0.01)
     assert doc["latency"] is True and syscall(doc, "getppid")["time_ns"] > 0
+    assert doc["engine"] == "bpf"  # on the hybrid node and in the v2 node's cgroup namespace alike
     assert jobs_left(swarm) == []
+
+
+def test_perf_counts_a_task_on_each_layout_too(swarm: Swarm, make_service) -> None:
+    service = make_service("--replicas", "2", "--replicas-max-per-node", "1", slots=2)
+    code, doc, err = spy(swarm, service, {1: 1212, 2: 2121}, "--engine", "perf")
+    assert code == 0, err
+    tasks = by_task(doc)
+    assert {t["node"] for t in tasks.values()} == {"swa", "swb"}
+    assert [syscall(tasks[f"{service.name}.{i}"], "fchdir")["errors"] for i in (1, 2)] == [1212, 2121]
+    assert doc["engine"] == "perf" and jobs_left(swarm) == []
+
+
+def test_a_node_without_the_helper_image_is_missing_and_the_others_reported(
+        swarm: Swarm, make_service, helper_image: str) -> None:
+    service = make_service("--replicas", "2", "--replicas-max-per-node", "1", slots=2)
+    slot_on_swa = next(int(name.rsplit(".", 1)[1]) for name, node in pairs(run(
+        "docker", "-H", swarm.manager, "service", "ps", service.name, "--filter", "desired-state=running",
+        "--format", "{{.Name}} {{.Node}}").stdout) if node == "swa")
+    # The job names the image by its id. -f: it goes even while stopped task containers of
+    # earlier jobs still use it.
+    swb = swarm.hosts["swb"]
+    image_id = run("docker", "-H", swb, "image", "inspect", "-f", "{{.Id}}", helper_image).stdout.strip()
+    run("docker", "-H", swb, "rmi", "-f", image_id)
+    assert subprocess.run(["docker", "-H", swb, "image", "inspect", image_id],
+                          capture_output=True, check=False).returncode != 0
+    try:
+        proc = start_spy(swarm.env, "--service", service.name, "-d", "5s", "--format", "json",
+                         "-l", "info")
+        wait_every_node(proc, 1)
+        service.trigger(slot_on_swa, 4444)
+        code, out, err = proc.finish(timeout=180)
+    finally:
+        run("sh", "-c", f"docker save {helper_image} | docker -H {swarm.hosts['swb']} load -q", timeout=300)
+    assert code == 4, err  # a partial report: one node is missing
+    doc = json.loads(out)
+    assert doc["partial"] is True
+    [missing] = doc["missing"]
+    assert missing["node"] == "swb" and "No such image" in missing["reason"], missing
+    assert "swb" in err and "No such image" in err
+    [task] = doc["targets"]
+    assert task["node"] == "swa" and syscall(task, "getppid")["calls"] == 4444
+    assert jobs_left(swarm) == []
+
+
+def pairs(text: str) -> list[tuple[str, str]]:
+    return [tuple(line.split()) for line in text.splitlines() if line.strip()]  # type: ignore[misc]
 
 
 def test_a_global_service_names_its_tasks_by_node(swarm: Swarm, make_service) -> None:

@@ -14,13 +14,78 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cgroup"
 LAYOUTS = sorted(p.name for p in FIXTURES.iterdir() if (p / "expected.json").is_file())
 
 
+def recorded_files(layout: str) -> set[str]:
+    """The files at the top of the reader's cgroup mounts, where the recording listed them."""
+    top = FIXTURES / layout / "top"
+    return set(top.read_text().split()) if top.is_file() else set()
+
+
 def texts(layout: str) -> tuple[str, str]:
-    return (FIXTURES / layout / "cgroup").read_text(), (FIXTURES / layout / "mountinfo").read_text()
+    """The target's /proc/<pid>/cgroup and the reader's mountinfo, as the helper reads it (its
+    host_view: the true roots of mounts a cgroup namespace of its own shows as outside)."""
+    mountinfo = (FIXTURES / layout / "mountinfo").read_text()
+    return ((FIXTURES / layout / "cgroup").read_text(),
+            cgroup.host_view(mountinfo, recorded_files(layout).__contains__))
 
 
 def test_every_layout_has_a_fixture() -> None:
     assert set(LAYOUTS) >= {"hybrid-cgroupfs", "v1-perf-event-cgroupfs", "systemd-driver-scope",
-                            "rootless-user-slice", "mount-root-docker"}
+                            "rootless-user-slice", "mount-root-docker", "swarm-task-private-ns"}
+
+
+SWARM = "swarm-task-private-ns"
+
+
+def test_a_private_cgroup_namespace_shows_the_hosts_cgroup2_outside_itself() -> None:
+    # What a Swarm task sees: the bound host's cgroup2 with root /../.. and itself at 0::/.
+    raw = (FIXTURES / SWARM / "mountinfo").read_text()
+    target, _ = texts(SWARM)
+    [v2] = [m for m in cgroup.parse_mountinfo(raw) if m.fstype == "cgroup2"]
+    assert v2.root.startswith("/..")
+    with pytest.raises(cgroup.CgroupError, match="is below no cgroup2 mount visible here"):
+        cgroup.resolve_v2(target, raw)
+    with pytest.raises(cgroup.CgroupError, match="is not below the mount's root"):
+        cgroup.resolve(target, raw)
+    own = (FIXTURES / SWARM / "self-cgroup").read_text()
+    assert "0::/\n" in own
+    with pytest.raises(cgroup.CgroupError, match="root cgroup v2"):  # so the helper looks itself up by id
+        cgroup.resolve_v2(own, texts(SWARM)[1])
+
+
+def test_host_view_gives_the_true_root_only_to_a_mount_of_the_hierarchys_top() -> None:
+    raw = (FIXTURES / SWARM / "mountinfo").read_text()
+    files = recorded_files(SWARM)
+    seen = cgroup.parse_mountinfo(cgroup.host_view(raw, files.__contains__))
+    [v2] = [m for m in seen if m.fstype == "cgroup2"]
+    assert v2.root == "/"
+    # A mount of a cgroup below the top (it has cgroup.events) keeps what it shows.
+    below = files | {f"{v2.mount_point}/cgroup.events"}
+    kept = cgroup.parse_mountinfo(cgroup.host_view(raw, below.__contains__))
+    assert [m.root for m in kept if m.fstype == "cgroup2"] == ["/../.."]
+    # The v1 hierarchies' tops (release_agent) are still seen from their true root.
+    assert {m.root for m in kept if m.fstype == "cgroup"} == {"/"}
+    assert len(kept) == len(cgroup.parse_mountinfo(raw))
+    # Nothing but that line's root field changes.
+    changed = [(a.split(" "), b.split(" ")) for a, b in zip(
+        raw.splitlines(), cgroup.host_view(raw, files.__contains__).splitlines(), strict=True) if a != b]
+    tops = [m.mount_point for m in cgroup.parse_mountinfo(raw)]
+    assert len(tops) == 10
+    assert [(a[4], a[:3] + a[4:] == b[:3] + b[4:], b[3]) for a, b in changed] \
+        == [(top, True, "/") for top in tops]
+    hybrid = (FIXTURES / "hybrid-cgroupfs" / "mountinfo").read_text()
+    assert cgroup.host_view(hybrid, lambda _: True) == hybrid
+
+
+@pytest.mark.parametrize(("fstype", "files", "top"), [
+    ("cgroup2", {"cgroup.procs"}, True),
+    ("cgroup2", {"cgroup.procs", "cgroup.events"}, False),
+    ("cgroup2", set(), False),
+    ("cgroup", {"release_agent", "tasks"}, True),
+    ("cgroup", {"tasks", "cgroup.procs"}, False),
+])
+def test_the_top_of_a_hierarchy_is_known_by_its_files(fstype: str, files: set[str], top: bool) -> None:
+    mount = cgroup.Mount("/sys/fs/cgroup/x/", "/..", fstype, ())
+    assert cgroup.hierarchy_root(mount, {f"/sys/fs/cgroup/x/{f}" for f in files}.__contains__) is top
 
 
 def expected(layout: str) -> dict[str, dict[str, object]]:

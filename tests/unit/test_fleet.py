@@ -252,3 +252,22 @@ def test_tasks_are_named_as_docker_service_ps_names_them() -> None:
 def test_what_a_manager_cannot_do_is_one_clear_error(make, services, error, words: str) -> None:
     with pytest.raises(error, match=words):
         fleet.tasks(make(), services)
+
+
+@pytest.mark.parametrize(("spec", "ok"), [
+    (json.dumps({"n1": [A, B]}), True),
+    (json.dumps({"n1": [A + "\n"]}), False),  # a whole id, not one followed by a line end
+    (json.dumps({"n1": [A[:12]]}), False),
+    (json.dumps({"n1": [A.upper()]}), False),
+    (json.dumps({"n1": []}), False),
+    (json.dumps({"n2": [A]}), False),
+    (json.dumps([A]), False),
+])
+def test_a_node_takes_only_whole_container_ids_of_its_own(spec: str, ok: bool) -> None:
+    if ok:
+        assert node.targets_of_node(spec, "n1") == [A, B]
+    else:
+        with pytest.raises(ValueError, match="names no container of node 'n1'"):
+            node.targets_of_node(spec, "n1")
+    with pytest.raises(ValueError, match="is not JSON"):
+        node.targets_of_node(spec[:-1], "n1")

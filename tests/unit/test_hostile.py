@@ -19,6 +19,7 @@ from plugin.errors import ContractError, HelperError
 from plugin.helper import cgroup, perf
 
 from .strategies import HelperReport, counts, helper_intervals, helper_reports, perturbed, text
+from .test_cgroup import texts
 from .test_perf import cgroups_of, recorded
 from .test_report import RECORDED
 
@@ -119,8 +120,7 @@ def cgroup_texts(draw: st.DrawFn) -> tuple[str, str, dict[str, Any], str]:
     """A recorded layout's two texts with the target moved to another cgroup below the same
     mount root, then perturbed or not; what must come of them; the change."""
     layout = draw(st.sampled_from(LAYOUTS))
-    proc = (CGROUP_FIXTURES / layout / "cgroup").read_text()
-    mountinfo = (CGROUP_FIXTURES / layout / "mountinfo").read_text()
+    proc, mountinfo = texts(layout)  # as the helper reads them
     want = json.loads((CGROUP_FIXTURES / layout / "expected.json").read_text())
     root = want["perf"]["path"][:len(want["perf"]["path"]) - len(want["perf"]["name"])]  # the mount's
     change = draw(st.sampled_from(["none", "none", "hostile", "drop", "insert"]))
@@ -188,10 +188,11 @@ def as_rows(syscalls: tuple[report.SyscallCount, ...]) -> dict[str, tuple]:
     return {s.name: (s.calls, s.errors, s.errnos, s.time_ns, s.max_ns) for s in syscalls}
 
 
-def check_accepted_report(rep: report.Report, drawn: HelperReport) -> None:
+def check_accepted_report(rep: report.Report, drawn: HelperReport, doc: dict[str, Any]) -> None:
+    # The cgroup is the accepted document's (a perturbed text is still a text); the rest the plugin's.
     assert [t.target for t in rep.targets] == [
         report.TargetInfo(t.id, t.name, t.pid, e["cgroup"]) for t, e in zip(
-            drawn.targets, drawn.doc["targets"], strict=True)]
+            drawn.targets, doc["targets"], strict=True)]
     for t in rep.targets:
         assert list(t.syscalls) == sorted(t.syscalls, key=lambda s: (-s.calls, -s.errors, s.name))
         for s in t.syscalls:
@@ -216,7 +217,7 @@ def test_report_validator_on_generated_and_perturbed_documents(data: st.DataObje
         assert change.how not in ("none", "add") or "errnos" in change.path, f"{change} refused: {e}"
         return
     accepted(True)
-    check_accepted_report(rep, drawn)
+    check_accepted_report(rep, drawn, doc)
     if change.how in ("none", "add"):
         want = expected_rows(drawn.doc, drawn.counted)
         assert [as_rows(t.syscalls) for t in rep.targets] == want
