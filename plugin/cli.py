@@ -200,14 +200,25 @@ def split_global(argv: Sequence[str]) -> tuple[dict[str, object], list[str]]:
     return found, args
 
 
+def to_stderr(text: str) -> None:
+    """Text on stderr, as best effort: a reader of stderr that left (`2>&1 | head -1`) must
+    not stop a run halfway, with a helper still to remove; later text then goes nowhere."""
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
+
+
 class _Stderr:
     """Whatever sys.stderr is when a line is logged (tests swap it), not at set-up."""
 
     def write(self, text: str) -> int:
-        return sys.stderr.write(text)
+        to_stderr(text)
+        return len(text)
 
     def flush(self) -> None:
-        sys.stderr.flush()
+        pass  # to_stderr flushes
 
 
 def setup_logging(level: str) -> None:
@@ -237,7 +248,7 @@ def metadata() -> dict[str, str]:
 def progress_printer(quiet: bool) -> Callable[[str], None]:
     def show(text: str) -> None:
         if not quiet:
-            print(text, file=sys.stderr, flush=True)
+            to_stderr(text + "\n")
     return show
 
 

@@ -259,10 +259,10 @@ def _run(client: docker.DockerClient, spec: HelperRun, on_event: Callable[[dict]
         raise HelperError(f"the engine refused to create the helper: {e.explanation}") from None
     except docker.errors.DockerException as e:
         raise DaemonError(f"the engine stopped answering: {e}") from None
-    log.debug("helper created", container=container.name)
     started = False
     session = None
-    try:
+    try:  # from here on, whatever fails or interrupts, a helper that never started is removed
+        log.debug("helper created", container=container.name)
         sock = client.api.attach_socket(
             container.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
         session = _Session(sock, lambda: _answers(client), interrupts)

@@ -179,6 +179,24 @@ def test_leftover_helpers_are_removed(docker_env, helper_image, target: Target) 
         run("docker", "rm", "-f", never_started, expired, live, check=False)
 
 
+def test_readers_that_leave_lose_no_report_and_leave_no_helper(docker_env, helper_image, target: Target,
+                                                               tmp_path: Path) -> None:
+    # `2>&1 >report | true` and `| true`: a reader of stderr or stdout that leaves at
+    # once (the first write after the helper is created breaks the pipe). Timing decides where
+    # the run is when it breaks: five times each.
+    for i in range(5):
+        out = tmp_path / f"report-{i}.json"
+        stderr_gone = run("bash", "-c", f'docker spy {target.name} -d 1s -D --format json 2>&1 >"{out}" '
+                          '| true; exit "${PIPESTATUS[0]}"', env=docker_env, check=False)
+        assert stderr_gone.returncode == 0, f"run {i}: {stderr_gone.returncode}"
+        doc = json.loads(out.read_text())  # the whole report, though nobody read the logs
+        assert [t["name"] for t in doc["targets"]] == [target.name] and doc["window"]["measured_seconds"] > 0
+        stdout_gone = run("bash", "-c", f'docker spy {target.name} -d 1s -l info | true; '
+                          'exit "${PIPESTATUS[0]}"', env=docker_env, check=False)
+        assert stdout_gone.returncode == 1 and "Traceback" not in stdout_gone.stderr, stdout_gone.stderr
+    assert wait_no_helpers() == []
+
+
 class Proxy:
     """A unix socket in front of the engine's, to make the engine 'go away' mid-run."""
 
