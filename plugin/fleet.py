@@ -40,6 +40,10 @@ TASK_ROLE = "helper-task"
 MAX_PART = 16 << 10  # characters of one log line the plugin takes
 MAX_TASKS = report.MAX_TARGETS
 CHECKPOINT_S = 1.0  # each helper reports what it counted so far this often: a Ctrl-C has it
+# A followed service log can stop bringing a worker's lines while they are still written (moby
+# issue 33183): a node silent this long, or at the end, has its log read again, from its tail.
+STALE_S = 3.0
+CATCH_UP_S = 5.0  # the longest a read of the log's tail may take
 
 
 @dataclass(frozen=True)
@@ -152,8 +156,11 @@ class Parts:
     latest: dict[str, bytes] = field(default_factory=dict)
     final: set[str] = field(default_factory=set)
     events: list[tuple[str, dict]] = field(default_factory=list)
+    heard: dict[str, float] = field(default_factory=dict)  # node -> when its last line came
+    serials: dict[str, int] = field(default_factory=dict)  # node -> its latest document's serial
+    longest: int = 1  # the most parts one document took
 
-    def add(self, line: str) -> None:
+    def add(self, line: str, now: float = 0.0) -> None:
         text = line.split(" ", 1)[1] if line.startswith("com.docker.") else line  # the details
         try:
             part = json.loads(text)
@@ -164,12 +171,16 @@ class Parts:
             return
         if isinstance(part.get("event"), str):
             self.events.append((str(part.get("node", "")), part))
+            if part.get("node") in self.expected:
+                self.heard[str(part["node"])] = now
             return
         node, serial, seq = part.get("node"), part.get("doc"), part.get("seq")
         if part.get("kind") != "part" or node not in self.expected or not isinstance(serial, int) \
                 or not isinstance(seq, int) or not isinstance(part.get("data"), str) \
                 or len(part["data"]) > MAX_PART or node in self.final:
             return  # not a helper's line of this job: the contract checks what is joined
+        self.heard[node] = now
+        self.longest = max(self.longest, seq + 1)
         chunks = self.pending.setdefault((node, serial), [])
         if seq != len(chunks):
             self.pending.pop((node, serial))
@@ -182,18 +193,46 @@ class Parts:
             except (ValueError, AttributeError):
                 final = False  # the contract says what is wrong with it, once it is read
             self.latest[node] = whole
+            self.serials[node] = serial
             if final:
                 self.final.add(node)
 
 
-def _lines(client: docker.DockerClient, service_id: str) -> Iterator[str]:
-    stream = client.api.service_logs(service_id, details=True, follow=True, stdout=True, stderr=True)
+    def stale(self, now: float, since: float) -> set[str]:
+        """The nodes still to report whose last line (or the start, since) is STALE_S old."""
+        return {n for n in self.expected - self.final if now - self.heard.get(n, since) >= STALE_S}
+
+    def catch_up(self, lines: Iterator[str], nodes: set[str], now: float) -> set[str]:
+        """Read lines of the log again for these nodes: each one's newest whole document there
+        replaces an older one followed so far. The nodes it found a newer document of; each
+        node asked about counts as heard now (it is not asked about again for STALE_S)."""
+        again = Parts(nodes - self.final)
+        for line in lines:
+            again.add(line, now)
+        newer = {n for n in again.latest if again.serials[n] > self.serials.get(n, -1)}
+        for node in newer:
+            self.latest[node], self.serials[node] = again.latest[node], again.serials[node]
+            if node in again.final:
+                self.final.add(node)
+            self.pending = {(n, serial): v for (n, serial), v in self.pending.items()
+                            if n != node or serial > self.serials[node]}
+        for node in nodes:
+            self.heard[node] = now
+        return newer
+
+
+def _lines(client: docker.DockerClient, service_id: str, follow: bool = True,
+           tail: int | None = None) -> Iterator[str]:
+    stream = client.api.service_logs(service_id, details=True, follow=follow, stdout=True, stderr=True,
+                                     **({"tail": tail} if tail is not None else {}))
     pending = b""
     for chunk in stream:
         pending += chunk
         *lines, pending = pending.split(b"\n")
         for line in lines:
             yield line.decode(errors="replace")
+    if pending:
+        yield pending.decode(errors="replace")
 
 
 Outcome = tuple[dict[str, bytes], dict[str, str], KeyboardInterrupt | None]
@@ -226,10 +265,29 @@ def run(client: docker.DockerClient, job: Job, interrupts: Interrupts,
             log.debug("job logs ended", error=str(e))
         lines.put(None)
 
+    def catch_up(nodes: set[str]) -> None:
+        """The tail of the job's log again, for nodes the followed log left silent; a read that
+        takes longer than CATCH_UP_S is left to itself (a node that does not answer)."""
+        tail = len(job.nodes) * (2 * parts.longest + 4)  # two documents of each, and events
+        read: list[str] = []
+
+        def read_tail() -> None:
+            try:
+                read.extend(_lines(client, service.id, follow=False, tail=tail))
+            except Exception as e:  # the engine's answer is the answer; none is no news
+                log.debug("job logs again", error=str(e))
+
+        reader = in_background(read_tail, "job-logs-again")
+        reader.join(CATCH_UP_S)
+        if not reader.is_alive():
+            found = parts.catch_up(iter(read), nodes, time.monotonic())
+            log.debug("job logs read again", nodes=sorted(nodes), found=sorted(found))
+
     interrupt = None
     try:
         in_background(follow, "job-logs")
-        deadline = time.monotonic() + job.seconds + SLACK_SECONDS
+        started = time.monotonic()
+        deadline = started + job.seconds + SLACK_SECONDS
         reasons: dict[str, str] = {}
         next_look = 0.0
         while parts.final != parts.expected and time.monotonic() < deadline:
@@ -247,14 +305,18 @@ def run(client: docker.DockerClient, job: Job, interrupts: Interrupts,
             if line is None:
                 break
             if line:
-                parts.add(line)
+                parts.add(line, time.monotonic())
                 while parts.events:
                     on_event(*parts.events.pop(0))
             if time.monotonic() >= next_look:  # a node that failed says so in its task's state
+                if stale := parts.stale(time.monotonic(), started):
+                    catch_up(stale)
                 reasons = failed_nodes(service, set(parts.expected) - parts.final)
                 if reasons and set(reasons) | parts.final == parts.expected:
                     break
                 next_look = time.monotonic() + 1.0
+        if parts.final != parts.expected:  # what the followed log may not have brought yet
+            catch_up(parts.expected - parts.final)
         missing = {n: reasons.get(n, "no report before the deadline")
                    for n in parts.expected - set(parts.latest)}
         return parts.latest, missing, interrupt
@@ -342,7 +404,14 @@ def merged(job: Job, infos: tuple[report.TargetInfo, ...], docs: dict[str, bytes
         stopped="interrupted" if interrupted else next((r.stopped for r in reports if r.stopped), None),
         engine=",".join(sorted({r.engine for r in reports})),
         latency=all(r.latency for r in reports),
-        cost=report.Cost(sum(c.runs for c in costs), sum(c.run_time_ns for c in costs)) if costs else None,
+        cost=report.Cost(sum(c.runs for c in costs), sum(c.run_time_ns for c in costs),
+                         sampled(costs)) if costs else None,
         uncounted=sum(r.uncounted for r in reports),
         missing=tuple((names.get(n, n), w) for n, w in why.items()),
     )
+
+
+def sampled(costs: list[report.Cost]) -> float | None:
+    """How long the nodes' kernels measured run times, in all (unknown if one did not say)."""
+    seconds = [c.sampled_seconds for c in costs]
+    return None if None in seconds else round(sum(s for s in seconds if s is not None), 6)

@@ -73,10 +73,12 @@ class Host:
 
 @dataclass(frozen=True)
 class Cost:
-    """What the BPF programs cost the kernel over the window (BPF_ENABLE_STATS)."""
+    """What the BPF programs cost the kernel over the window (BPF_ENABLE_STATS, held for
+    sampled_seconds of the window and scaled to all of it)."""
 
     runs: int
     run_time_ns: int
+    sampled_seconds: float | None = None
 
     def share(self, seconds: float, cpus: int) -> float:
         """Of all the host's CPU time over the window."""
@@ -380,7 +382,8 @@ def _cost(doc: dict[str, Any], engine: str) -> Cost | None:
     if engine != "bpf":
         raise _bad("only the BPF engine measures its cost")
     cost = CHECK.get(doc, "cost", dict, "report.")
-    return Cost(CHECK.integer(cost, "runs", "cost."), CHECK.integer(cost, "run_time_ns", "cost."))
+    sampled = CHECK.seconds(cost, "sampled_seconds", "cost.") if "sampled_seconds" in cost else None
+    return Cost(CHECK.integer(cost, "runs", "cost."), CHECK.integer(cost, "run_time_ns", "cost."), sampled)
 
 
 def _stop_reason(doc: dict[str, Any]) -> str | None:
@@ -452,6 +455,8 @@ def to_document(report: Report, *, include_zero: bool = False) -> dict[str, Any]
     if report.cost is not None:
         doc["cost"] = {"runs": report.cost.runs, "run_time_ns": report.cost.run_time_ns,
                        "cpu_share": round(report.cost.share(seconds, report.host.cpus), 6)}
+        if report.cost.sampled_seconds is not None:
+            doc["cost"]["sampled_seconds"] = report.cost.sampled_seconds
     if report.uncounted:
         doc["uncounted"] = report.uncounted
     if report.missing:

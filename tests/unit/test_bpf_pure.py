@@ -215,3 +215,18 @@ def test_the_reason_of_a_refusal_is_the_verifiers_last_word() -> None:
     assert messages.reason() == "unknown func bpf_get_current_ancestor_cgroup_id#123"
     messages.lines = ["libbpf: failed to load object 'spy.bpf.o'"]
     assert messages.reason() == "libbpf: failed to load object 'spy.bpf.o'"
+
+
+def test_the_cost_measured_in_samples_is_scaled_to_the_window() -> None:
+    engine = object.__new__(bpfengine.BpfEngine)  # its cost arithmetic alone, no kernel
+    engine.cost_before = [(100, 10_000), (5, 500)]
+    engine.cost_after = [(1_100, 90_000), (15, 1_500)]  # 1,010 runs, 81,000 ns while measured
+    engine.sampled_s, engine.sampling_s = 0.3, 3.0
+    assert engine.cost() == {"runs": 10_100, "run_time_ns": 810_000, "sampled_seconds": 0.3}
+    engine.sampled_s = engine.sampling_s = 0.05  # a window shorter than one sample: all of it
+    assert engine.cost() == {"runs": 1_010, "run_time_ns": 81_000, "sampled_seconds": 0.05}
+    engine.sampled_s = 0.0  # the kernel never measured: no cost rather than a made-up one
+    assert engine.cost() is None
+    del engine.cost_after  # the window never ended
+    engine.sampled_s = 0.3
+    assert engine.cost() is None

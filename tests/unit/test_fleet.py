@@ -106,6 +106,52 @@ def test_a_part_lost_or_of_another_job_is_not_joined() -> None:
     assert parts.events == [("", {"event": "counting", "engine": "bpf"})]
 
 
+def lines_of(node_id: str, *docs: tuple[int, bool]) -> list[str]:
+    """The log lines of a helper on node_id that emitted these (calls of getppid, final) documents."""
+    sent: list[str] = []
+    out = node.Output(node_id, sent.append)
+    for calls, final in docs:
+        doc = json.loads(json.dumps(RECORDED["bpf"]))
+        doc["targets"][0]["syscalls"] = [{"name": "getppid", "calls": calls, "errors": 0}]
+        out.emit(dict(doc, node=node_id), final=final)
+    return sent
+
+
+def calls_in(doc: bytes) -> int:
+    return json.loads(doc)["targets"][0]["syscalls"][0]["calls"]
+
+
+def test_a_node_silent_for_a_while_is_stale_until_heard_again() -> None:
+    parts = fleet.Parts({"n1", "n2"})
+    for line in lines_of("n1", (5, False)):
+        parts.add(line, now=10.0)
+    assert parts.stale(now=11.0, since=9.0) == set()  # n2 never heard, but started only 2 s ago
+    assert parts.stale(now=12.0, since=9.0) == {"n2"}
+    assert parts.stale(now=12.9, since=10.0) == set()
+    assert parts.stale(now=13.0, since=10.0) == {"n1", "n2"}
+    for line in lines_of("n2", (7, True)):
+        parts.add(line, now=13.5)
+    assert parts.final == {"n2"} and parts.stale(now=100.0, since=0.0) == {"n1"}  # a final node is done
+
+
+def test_reading_the_log_again_takes_each_silent_nodes_newest_document() -> None:
+    parts = fleet.Parts({"n1", "n2"})
+    followed = lines_of("n1", (1, False), (2, False))
+    for line in followed[:1]:  # the followed log stopped bringing n1's lines after its first
+        parts.add(line, now=1.0)
+    again = lines_of("n1", (1, False), (2, False), (3, False)) + lines_of("n2", (9, True))
+    found = parts.catch_up(iter(again[1:]), {"n1", "n2"}, now=8.0)  # the tail: n1's first is cut off
+    assert found == {"n1", "n2"}
+    assert calls_in(parts.latest["n1"]) == 3 and calls_in(parts.latest["n2"]) == 9
+    assert parts.final == {"n2"} and parts.heard == {"n1": 8.0, "n2": 8.0}
+    # An older document read again never replaces a newer one followed since.
+    for line in lines_of("n1", (1, False), (2, False), (3, False), (4, False))[3:]:
+        parts.add(line, now=9.0)
+    assert calls_in(parts.latest["n1"]) == 4
+    assert parts.catch_up(iter(again), {"n1"}, now=10.0) == set()
+    assert calls_in(parts.latest["n1"]) == 4 and parts.heard["n1"] == 10.0
+
+
 def task(name: str, node_id: str, host: str, cid: str) -> fleet.Task:
     return fleet.Task(name, name.split(".")[0], node_id, host, cid)
 

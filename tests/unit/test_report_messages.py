@@ -273,6 +273,16 @@ def test_errnos_of_as_many_failures_are_in_name_order() -> None:
         ("EPERM", 9), ("EBADF", 5), ("ENOENT", 5))
 
 
+def test_a_sampled_cost_says_for_how_long_it_was_measured() -> None:
+    rep = from_helper(changed(put("cost.sampled_seconds", 0.3)))
+    assert rep.cost == report.Cost(18_661, 14_421_783, 0.3)
+    assert report.to_document(rep)["cost"] == {"runs": 18_661, "run_time_ns": 14_421_783,
+                                               "cpu_share": 0.002404, "sampled_seconds": 0.3}
+    for bad in (-1, "0.3", None, 1e999):
+        with pytest.raises(ContractError, match="cost.sampled_seconds"):
+            from_helper(changed(put("cost.sampled_seconds", bad)))
+
+
 def test_the_cost_is_a_share_of_every_cpu_over_the_window() -> None:
     cost = report.Cost(runs=10, run_time_ns=250_000_000)
     assert cost.share(0.5, 1) == 0.5  # a quarter of a second of half a second on one CPU
