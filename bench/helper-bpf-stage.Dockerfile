@@ -21,6 +21,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb
 COPY helper/ /opt/docker-spy/helper/
 COPY --from=bpf /src/spy.bpf.o /opt/docker-spy/helper/bpf/spy.bpf.o
+RUN python3 -m compileall -q /opt/docker-spy/helper
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /opt/docker-spy
 ENTRYPOINT ["python3", "-s", "-m", "helper.main"]
