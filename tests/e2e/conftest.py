@@ -91,10 +91,11 @@ class Target:
     spy_dir: Path
 
     def trigger(self, n: int, forks: int = 0, signals: int = 0, sleeps: int = 0,
-                timeout: float = 30) -> None:
+                timeout: float = 30) -> tuple[int, int]:
         """Make the target do exactly n getppid calls, n failing fchdir calls, `forks` fork
         calls, `signals` signals to itself (as many rt_sigreturn) and `sleeps` clock_nanosleep
-        calls of 20 ms, now."""
+        calls of 20 ms, now. Returns the nanoseconds those sleeps took in all and the longest,
+        as the target measured them around each call."""
         done = self.spy_dir / "done"
         done.unlink(missing_ok=True)
         tmp = self.spy_dir / "go.tmp"
@@ -104,6 +105,8 @@ class Target:
         while not done.exists():
             assert time.monotonic() < deadline, "the workload did not finish"
             time.sleep(0.01)
+        slept, longest = (int(x) for x in done.read_text().split())
+        return slept, longest
 
 
 SESSION_TARGETS: set[str] = set()  # ids of the containers this session spied, to tell its helpers

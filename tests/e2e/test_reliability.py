@@ -323,9 +323,11 @@ def test_bad_input(request, docker_env, what: str, ref: str, extra: list[str], s
     if ref.startswith("@"):
         value = request.getfixturevalue(ref[1:])
         ref = value.name if isinstance(value, Target) else value
-    since = str(int(time.time()) - 1)
+    # To the microsecond (the engine takes fractions): a helper the test before created a
+    # second ago is not this run's.
+    since = f"{time.time():.6f}"
     proc = run("docker", "spy", ref, *extra, env=docker_env, check=False)
-    until = str(int(time.time()) + 1)
+    until = f"{time.time() + 1:.6f}"
     assert proc.returncode == status, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("docker spy: ") and words in lines[0], proc.stderr

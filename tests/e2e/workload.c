@@ -1,11 +1,14 @@
 /* The e2e target: each time the host writes "N F S Z" into /spy/go, it makes exactly N getppid
  * calls, N failing fchdir(-1) calls (EBADF), F fork calls (each child exits at once), S
  * signals to itself that a handler catches (S rt_sigreturn calls), and Z clock_nanosleep
- * calls of 20 ms each, then writes /spy/done (F, S and Z may be left out: 0). Triggered from
+ * calls of 20 ms each, then writes /spy/done: the nanoseconds those Z calls took in all and
+ * the longest, as it measured them around each call (F, S and Z may be left out: 0). It waits
+ * for /spy/go with poll(), so that its only clock_nanosleep calls are those. Triggered from
  * the host through a bind mount, never by `docker exec` (which would run inside the target's
  * cgroup and be counted too). Built statically on the host: the target image needs nothing. */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,15 +34,21 @@ static void read_numbers(const char *path, long *n, long *forks, long *signals, 
     close(fd);
 }
 
+static long long now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
 int main(void) {
-    const struct timespec tick = {0, 5 * 1000 * 1000}, nap = {0, 20 * 1000 * 1000};
+    const struct timespec nap = {0, 20 * 1000 * 1000};
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigaction(SIGUSR1, &sa, NULL);
     for (;;) {
         if (access("/spy/go", F_OK) != 0) {
-            nanosleep(&tick, NULL);
+            poll(NULL, 0, 5);
             continue;
         }
         long n, forks, signals, sleeps;
@@ -54,8 +63,20 @@ int main(void) {
         }
         /* One kill and one rt_sigreturn per signal: the handler runs on the way back. */
         for (long i = 0; i < signals; i++) syscall(SYS_kill, syscall(SYS_getpid), SIGUSR1);
-        for (long i = 0; i < sleeps; i++) syscall(SYS_clock_nanosleep, CLOCK_MONOTONIC, 0, &nap, NULL);
-        int fd = open("/spy/done", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) close(fd);
+        long long slept = 0, longest = 0;
+        for (long i = 0; i < sleeps; i++) {
+            long long t0 = now_ns();
+            syscall(SYS_clock_nanosleep, CLOCK_MONOTONIC, 0, &nap, NULL);
+            long long took = now_ns() - t0;
+            slept += took;
+            if (took > longest) longest = took;
+        }
+        /* Written whole, then renamed: the host reads it once it exists. */
+        int fd = open("/spy/done.tmp", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dprintf(fd, "%lld %lld\n", slept, longest);
+            close(fd);
+            rename("/spy/done.tmp", "/spy/done");
+        }
     }
 }
