@@ -304,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return commands.dispatch(global_flags, args, interrupts)
     except SpyError as e:
-        print(e.line(), file=sys.stderr)
+        to_stderr(e.line() + "\n")
         if debug or "--debug" in argv or "-D" in argv:
             import traceback
 
@@ -312,7 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.exit_status
     except KeyboardInterrupt as interrupt:
         what = "terminated" if isinstance(interrupt, Terminated) else "interrupted"
-        print(f"docker spy: {what}", file=sys.stderr)
+        to_stderr(f"docker spy: {what}\n")
         return interrupt_status(interrupt)
     except BrokenPipeError:
         # `docker spy web | head`: the reader left; say nothing more.
