@@ -6,8 +6,9 @@ BPF prototype of /work/shared/measurements/bpf-prototype, built for the run; `st
 Figures, medians of --reps repetitions: time to the result of a 2 s window and to counting start,
 a syscall-bound loop's speed in the target and in a neighbour container that is not spied,
 nginx's requests/s under wrk, the cost the BPF engine reports about itself; back-to-back runs;
-1 to 64 idle containers in one run (time to result, the helper's peak memory and open files); the
-helper image's cold build as docker spy builds it and with a build stage compiling the BPF program.
+1 to 64 quiet containers (each wakes every 0.1 s) in one run (time to result, the helper's
+peak memory and open files); the helper image's cold build as docker spy builds it and with a
+build stage compiling the BPF program.
 
 Nothing here is a test: it prints figures. Run it through bench/run, which sets up what it needs.
 Everything it starts is removed at its end, also on failure and Ctrl-C, except the nginx image,

@@ -102,19 +102,20 @@ def watched_window(method: str, targets: list[str], tools: Tools) -> dict[str, f
 
 def many_containers(tools: Tools, sizes: list[int], reps: int,
                     problems: list[str]) -> dict[str, dict[str, list[float]]]:
-    """Idle containers picked by one --filter, the set growing to each size in turn; per
-    "method|size", each figure's values over the reps."""
+    """Quiet containers (each wakes every 0.1 s: a container that never runs in the window
+    would hide perf's print cost, see plugin/helper/shards.py) picked by one --filter, the set
+    growing to each size in turn; per "method|size", each figure's values over the reps."""
     run = tools.run
     group = f"{LABEL}.many={run.id}"
     names: list[str] = []
     results: dict[str, dict[str, list[float]]] = {}
     try:
         for size in sizes:
-            log(f"many containers: starting {size - len(names)} more idle containers")
+            log(f"many containers: starting {size - len(names)} more quiet containers")
             while len(names) < size:
-                names.append(f"bench-{run.id}-idle-{len(names)}")
+                names.append(f"bench-{run.id}-quiet-{len(names)}")
                 sh("docker", "run", "-d", "--name", names[-1], *run.label(), "--label", group, BASE,
-                   "sleep", "infinity")
+                   "sh", "-c", "while :; do sleep 0.1; done")
             for rep in range(reps):
                 for method in ("spy bpf", "spy perf"):
                     if method == "spy perf" and size > PERF_MAX:

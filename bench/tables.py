@@ -94,8 +94,8 @@ def many_section(res: Results) -> list[str]:
         method, size = row.split("|")
         lines.append((method, size, *(cell(median(res.many, row, key), style) for key, style in (
             ("time to result, s", "s"), ("helper peak memory, MiB", "mib"), ("helper open files", "count")))))
-    return ["many idle containers in one run (--filter label=...), 2 s window; the helper's memory is "
-            "its cgroup's peak, its files those of all its processes",
+    return ["many quiet containers (each wakes every 0.1 s) in one run (--filter label=...), 2 s window; "
+            "the helper's memory is its cgroup's peak, its files those of all its processes",
             table(lines), "the issue's targets for 64 containers: open files <= 64, helper memory <= 40 MiB"]
 
 

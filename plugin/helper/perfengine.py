@@ -12,7 +12,7 @@ import time
 
 from . import perf
 from .engine import Counts, Tick
-from .shards import Shards, shard_size
+from .shards import Shards, plan
 
 PRINT_GRACE_S = 30.0
 
@@ -33,8 +33,8 @@ class PerfEngine:
         counters = perf.plan(events, events)
         self.syscalls = sorted({c.syscall for c in counters})
         self.duration_s, self.interval_s = duration_s, interval_s
-        size = shard_size(len(counters) * (os.cpu_count() or 1), nofile)
-        self.shards = Shards(counters, cgroups, int(round(interval_s * 1000)), size)
+        sizes = plan(len(cgroups), len(counters) * (os.cpu_count() or 1), nofile)
+        self.shards = Shards(counters, cgroups, int(round(interval_s * 1000)), sizes)
         self.finished = self.shards.finished
         self.version = f"perf {perf_version()}"  # asked while perf opens its events
 

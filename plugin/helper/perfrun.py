@@ -25,6 +25,12 @@ from .peers import COUNTING, others_named
 START_TIMEOUT_S = 60.0  # opening ~700 events x CPUs on a large host takes a while
 LINGER_S = 10.0
 NUDGE_S = 1.0  # a stop perf has not answered for this long is signalled again
+# A perf that has begun a print and then says nothing for this long is stuck. A print takes
+# a while (shards.py: its cost grows with the lines and events of the perf), so it is timed
+# by its progress, not as a whole.
+SILENT_S = 30.0
+
+
 class PerfRun:
     """One perf stat process, its control pipes and its log pipe."""
 
@@ -73,6 +79,31 @@ class PerfRun:
         code = "permission" if "ermission" in text or "EACCES" in text else "perf"
         return HelperFailure(code, f"perf failed: {last[:300]}")
 
+    def whereabouts(self) -> str:
+        """What a perf that does not answer is doing: its state and CPU time, where it waits
+        in the kernel, and the last thing it said on stderr (read without blocking)."""
+        state, cpu, wchan = "?", "CPU time unknown", "?"
+        try:
+            with open(f"/proc/{self.proc.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            state = fields[0]
+            cpu = f"{(int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK'):.1f} s of CPU"
+            with open(f"/proc/{self.proc.pid}/wchan") as f:
+                wchan = f.read().strip() or "-"
+        except (OSError, IndexError, ValueError):
+            pass
+        said = b""
+        if self.proc.stderr is not None:
+            os.set_blocking(self.proc.stderr.fileno(), False)
+            try:
+                said = os.read(self.proc.stderr.fileno(), 1 << 16) or b""
+            except OSError:
+                pass
+            os.set_blocking(self.proc.stderr.fileno(), True)
+        last = [line.strip() for line in said.decode(errors="replace").splitlines() if line.strip()]
+        return (f"perf state {state}, {cpu}, waiting in {wchan}, {len(said)} bytes on stderr"
+                + (f", last: {last[-1][:200]}" if last else ""))
+
     def stop(self) -> None:
         """End the window now; SIGINT makes perf print the counts so far (SIGTERM would not)."""
         if not self.printed.is_set() and self.proc.poll() is None:
@@ -102,15 +133,20 @@ class PerfRun:
 
     def read_interval(self, n_counters: int, timeout_s: float) -> list[str]:
         """The lines of perf's next interval. After a stop, perf prints what it counted
-        since its last interval and exits: once it has, this returns []."""
+        since its last interval and exits: once it has, this returns []. The print must begin
+        within timeout_s, and, once begun, go on saying something at least every SILENT_S."""
         lines: list[str] = []
+        got = 0  # data lines among them
         buf = b""
         deadline = time.monotonic() + timeout_s
-        while sum(perf.is_data_line(line) for line in lines) < n_counters:
+        while got < n_counters:
             left = deadline - time.monotonic()
             if left <= 0:
+                where = self.whereabouts()
                 self.proc.kill()
-                raise HelperFailure("perf", "perf did not print its counts in time")
+                what = (f"perf stopped printing its counts for {SILENT_S:g} s" if lines or buf
+                        else f"perf did not print its counts within {timeout_s:g} s")
+                raise HelperFailure("perf", f"{what} ({got} of {n_counters} lines; {where})")
             ready, _, _ = select.select([self.log_r], [], [], min(left, NUDGE_S))
             if not ready:
                 self._nudge(bool(lines or buf))
@@ -126,7 +162,10 @@ class PerfRun:
                 raise self.failure()
             buf += chunk
             *done, buf = buf.split(b"\n")
-            lines += [d.decode(errors="replace") for d in done]
+            new = [d.decode(errors="replace") for d in done]
+            lines += new
+            got += sum(perf.is_data_line(line) for line in new)
+            deadline = max(deadline, time.monotonic() + SILENT_S)
         return lines
 
     def linger(self) -> None:

@@ -1,10 +1,19 @@
-"""The targets split over as few perf processes as their open files allow, read as one.
+"""The targets split over a few perf processes ("shards"), started together, stopped
+together, their ticks merged target by target.
 
-perf holds one file descriptor per event and CPU: (calls + failure counters) x CPUs per
-target, 1,434 on 2 CPUs. A process may hold RLIMIT_NOFILE of them, and an engine that
-cannot raise that limit (it lacks CAP_SYS_RESOURCE; 20,000 here) caps one perf at 13
-targets. The limit is per process, so more targets get more perf processes ("shards"),
-started together, stopped together, their ticks merged target by target.
+Two things bound how many targets one perf may count:
+- Open files. perf holds one file descriptor per event and CPU: (calls + failure counters)
+  x CPUs per target, 1,434 on 2 CPUs. A process may hold RLIMIT_NOFILE of them, and an
+  engine that cannot raise that limit (it lacks CAP_SYS_RESOURCE; 20,000 here) caps one
+  perf at 13 targets.
+- The cost of a print. For each line it prints, perf (6.12, util/stat-shadow.c find_stat)
+  walks every event it holds, so one print costs lines x events: quadratic in the targets
+  of one perf. Measured here, with targets that ran during the window (a target that never
+  ran prints `<not counted>`, which skips the walk): 0.07 to 0.08 s of CPU per target for
+  shards of 1 to 4, 0.08 for 6, and for 13 anywhere from 0.17 to 1.5 s per target
+  (2.1 to 19 s for the print), as the walk outgrows the CPU's cache. A print that slow made
+  a 10 s window of 20 busy containers miss its deadline. So a perf counts at most
+  MAX_TARGETS targets, and the targets are spread evenly over the fewest such perfs.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from .peers import CLOSING, COUNTING, LINGERING, set_process_name
 from .perfrun import LINGER_S, PerfRun
 
 RESERVED_FDS = 1024  # perf's own files, pipes, libraries
+MAX_TARGETS = 4  # per perf: beyond this a print's cost grows with the square (see above)
 
 
 def shard_size(per_target_fds: int, limit: int) -> int:
@@ -30,6 +40,15 @@ def shard_size(per_target_fds: int, limit: int) -> int:
             f"the helper may open {limit} (raise the engine's nofile limit)",
         )
     return size
+
+
+def plan(n_targets: int, per_target_fds: int, limit: int) -> list[int]:
+    """How many targets each perf counts: the fewest perfs that stay within the open files
+    and MAX_TARGETS, their loads as even as can be (they print at the same moment, and the
+    slowest print decides when the report comes)."""
+    size = min(MAX_TARGETS, shard_size(per_target_fds, limit))
+    shards = -(-n_targets // size)
+    return [n_targets // shards + (i < n_targets % shards) for i in range(shards)]
 
 
 def is_tick(stamp: float, last: float, window_s: float) -> bool:
@@ -86,11 +105,13 @@ class Shards:
     """Every target's perf, started, read, stopped and closed together."""
 
     def __init__(self, counters: list[perf.Counter], names: list[str], window_ms: int,
-                 size: int) -> None:
+                 sizes: list[int]) -> None:
         self.shards: list[Shard] = []
         try:
-            for i in range(0, len(names), size):
-                self.shards.append(Shard(counters, names[i:i + size], window_ms))
+            start = 0
+            for n in sizes:
+                self.shards.append(Shard(counters, names[start:start + n], window_ms))
+                start += n
         except BaseException:
             self.kill()
             raise

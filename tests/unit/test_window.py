@@ -1,12 +1,22 @@
 """The helper's window logic at its edges: shards.is_tick and window_end (which print of perf's
-is a tick, where the window ends) and shard_size (how many targets one perf can take)."""
+is a tick, where the window ends), shard_size and plan (how many targets each perf takes), and
+PerfRun.read_interval's deadlines, against real processes that print as perf does."""
 
 from __future__ import annotations
 
-import pytest
+import os
+import subprocess
+import sys
+import threading
+import time
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from plugin.helper import perfrun
 from plugin.helper.engine import HelperFailure
-from plugin.helper.shards import RESERVED_FDS, is_tick, shard_size, window_end
+from plugin.helper.shards import MAX_TARGETS, RESERVED_FDS, is_tick, plan, shard_size, window_end
 
 ZERO = 1000.0  # perf's time 0 on the monotonic clock
 
@@ -46,3 +56,87 @@ def test_shard_size_is_what_the_open_files_allow() -> None:
     assert str(info.value) == (f"perf needs about {per_target + RESERVED_FDS} open files for one container "
                                f"and the helper may open {RESERVED_FDS + per_target - 1} (raise the engine's "
                                "nofile limit)")
+
+
+PER_TARGET = 717 * 2  # counters x CPUs on this 2-CPU machine
+
+
+def test_a_perf_counts_at_most_max_targets_and_the_loads_are_even() -> None:
+    # Docker's nofile here (20,000) would let one perf take 13; a print's cost caps it at 4.
+    assert MAX_TARGETS == 4
+    assert plan(20, PER_TARGET, 20_000) == [4, 4, 4, 4, 4]
+    assert plan(13, PER_TARGET, 20_000) == [4, 3, 3, 3]
+    assert plan(5, PER_TARGET, 20_000) == [3, 2]
+    assert plan(4, PER_TARGET, 20_000) == [4]
+    assert plan(1, PER_TARGET, 20_000) == [1]
+    # Fewer open files than MAX_TARGETS needs: the files decide.
+    assert plan(5, PER_TARGET, RESERVED_FDS + 2 * PER_TARGET) == [2, 2, 1]
+    with pytest.raises(HelperFailure, match="open files for one container"):
+        plan(1, PER_TARGET, RESERVED_FDS + PER_TARGET - 1)
+
+
+@given(st.integers(1, 300), st.integers(1, 40))
+def test_a_plan_covers_every_target_once_in_the_fewest_even_perfs(n: int, fit: int) -> None:
+    sizes = plan(n, PER_TARGET, RESERVED_FDS + fit * PER_TARGET)
+    cap = min(MAX_TARGETS, fit)
+    assert sum(sizes) == n
+    assert len(sizes) == -(-n // cap)
+    assert max(sizes) <= cap and max(sizes) - min(sizes) <= 1
+
+
+def printing_perf(script: str) -> perfrun.PerfRun:
+    """A PerfRun around a real process that prints on its log pipe as `script` says (Python,
+    with `out` its log pipe): read_interval sees a perf's pipe, not a copy of its logic."""
+    log_r, log_w = os.pipe()
+    code = f"import os, sys, time\nout = os.fdopen({log_w}, 'w', buffering=1)\n{script}"
+    run = perfrun.PerfRun.__new__(perfrun.PerfRun)
+    run.proc = subprocess.Popen([sys.executable, "-c", code], pass_fds=(log_w,),
+                                stderr=subprocess.PIPE)
+    os.close(log_w)
+    run.log_r = log_r
+    run.printed, run.stopping = threading.Event(), threading.Event()
+    run.ended_at = None
+    return run
+
+
+def test_a_slow_print_that_goes_on_is_read_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 40 lines, one every 0.1 s: 4 s in all, far beyond the 1 s the print has to begin, but
+    # never silent for the 0.5 s that SILENT_S is here.
+    monkeypatch.setattr(perfrun, "SILENT_S", 0.5)
+    run = printing_perf("for i in range(40):\n    out.write(f'{i},1\\n')\n    time.sleep(0.1)\n"
+                        "time.sleep(30)")
+    try:
+        lines = run.read_interval(40, 1.0)
+        assert [line.split(",")[0] for line in lines] == [str(i) for i in range(40)]
+        assert run.proc.poll() is None  # a print read whole is not a stuck perf: not killed
+    finally:
+        run.proc.kill()
+        run.proc.wait()
+
+
+def test_a_print_that_stops_halfway_fails_within_silent_s(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(perfrun, "SILENT_S", 0.5)
+    run = printing_perf("out.write('# a comment\\n1,1\\n2,1\\n3')\nout.flush()\ntime.sleep(30)")
+    t0 = time.monotonic()
+    with pytest.raises(HelperFailure) as info:
+        run.read_interval(5, 0.2)
+    took = time.monotonic() - t0
+    assert info.value.code == "perf"
+    message = str(info.value)
+    assert message.startswith("perf stopped printing its counts for 0.5 s (2 of 5 lines; perf state S, ")
+    assert "s of CPU, waiting in " in message
+    assert 0.5 <= took < 5.0  # silent SILENT_S after its last piece, not at the 0.2 s of its start
+    assert run.proc.wait(timeout=5) == -9  # the stuck perf is killed
+
+
+def test_a_print_that_never_begins_fails_at_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(perfrun, "SILENT_S", 60.0)
+    run = printing_perf("sys.stderr.write('perf: counting\\n')\nsys.stderr.flush()\ntime.sleep(30)")
+    t0 = time.monotonic()
+    with pytest.raises(HelperFailure) as info:
+        run.read_interval(5, 0.6)
+    assert time.monotonic() - t0 < 5.0
+    message = str(info.value)
+    assert message.startswith("perf did not print its counts within 0.6 s (0 of 5 lines; perf state S, ")
+    assert message.endswith("bytes on stderr, last: perf: counting)")
+    assert run.proc.wait(timeout=5) == -9
