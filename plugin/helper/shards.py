@@ -8,12 +8,12 @@ Two things bound how many targets one perf may count:
   perf at 13 targets.
 - The cost of a print. For each line it prints, perf (6.12, util/stat-shadow.c find_stat)
   walks every event it holds, so one print costs lines x events: quadratic in the targets
-  of one perf. Measured here, with targets that ran during the window (a target that never
-  ran prints `<not counted>`, which skips the walk): 0.07 to 0.08 s of CPU per target for
-  shards of 1 to 4, 0.08 for 6, and for 13 anywhere from 0.17 to 1.5 s per target
-  (2.1 to 19 s for the print), as the walk outgrows the CPU's cache. A print that slow made
-  a 10 s window of 20 busy containers miss its deadline. So a perf counts at most
-  MAX_TARGETS targets, and the targets are spread evenly over the fewest such perfs.
+  of one perf. Measured here on an otherwise idle machine, with targets that ran during the
+  window (a target that never ran prints `<not counted>`, which skips the walk), a print
+  took 0.07 to 0.08 s per target in shards of 1 to 4, 0.08 in shards of 6, and 2.0 to 19 s
+  for a shard of 13, as the walk outgrows the CPU's cache. A print that slow made a 10 s
+  window of 20 busy containers miss its deadline. So a perf counts at most MAX_TARGETS
+  targets, and the targets are spread evenly over the fewest such perfs.
 """
 
 from __future__ import annotations
