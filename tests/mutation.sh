@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Mutation testing of the pure modules with mutmut 3 (pip install mutmut): every mutant of
 # report, render, diff, seccomp, classes, helper/perf, helper/cgroup and helper/systables, and of
-# the pure functions of helper/shards (is_tick, window_end, shard_size) and helper/bpfengine
+# the pure functions of helper/shards (is_tick, window_end, shard_size, plan) and helper/bpfengine
 # (delta, config_bytes, control_bytes); pyproject.toml's [tool.mutmut] says which files and tests.
 #
 #   bash tests/mutation.sh            # all of them; prints the survivors per module
@@ -25,7 +25,7 @@ if [ $# -eq 0 ]; then
     set -- 'plugin.report.*' 'plugin.render.*' 'plugin.diff.*' 'plugin.seccomp.*' 'plugin.classes.*' \
         'plugin.helper.perf.*' 'plugin.helper.cgroup.*' 'plugin.helper.systables.*' \
         'plugin.helper.shards.x_is_tick__*' 'plugin.helper.shards.x_window_end__*' \
-        'plugin.helper.shards.x_shard_size__*' \
+        'plugin.helper.shards.x_shard_size__*' 'plugin.helper.shards.x_plan__*' \
         'plugin.helper.bpfengine.x_delta__*' 'plugin.helper.bpfengine.x_config_bytes__*' \
         'plugin.helper.bpfengine.x_control_bytes__*'
 fi

@@ -56,6 +56,7 @@ class PerfRun:
         # after a stop it prints once more, zeros stamped from nowhere, and exits: that print
         # is not a window.
         self.ended_at: float | None = None
+        self.pending = b""  # what perf printed beyond the interval last read
 
     def wait_started(self) -> None:
         """Block until every event is open and enabled (perf acks a ping from its main loop)."""
@@ -93,13 +94,18 @@ class PerfRun:
         except (OSError, IndexError, ValueError):
             pass
         said = b""
-        if self.proc.stderr is not None:
-            os.set_blocking(self.proc.stderr.fileno(), False)
+        try:
+            fd = self.proc.stderr.fileno() if self.proc.stderr is not None else -1
+        except ValueError:  # closed
+            fd = -1
+        if fd >= 0:
+            os.set_blocking(fd, False)
             try:
-                said = os.read(self.proc.stderr.fileno(), 1 << 16) or b""
+                said = os.read(fd, 1 << 16) or b""
             except OSError:
                 pass
-            os.set_blocking(self.proc.stderr.fileno(), True)
+            finally:
+                os.set_blocking(fd, True)
         last = [line.strip() for line in said.decode(errors="replace").splitlines() if line.strip()]
         return (f"perf state {state}, {cpu}, waiting in {wchan}, {len(said)} bytes on stderr"
                 + (f", last: {last[-1][:200]}" if last else ""))
@@ -134,39 +140,51 @@ class PerfRun:
     def read_interval(self, n_counters: int, timeout_s: float) -> list[str]:
         """The lines of perf's next interval. After a stop, perf prints what it counted
         since its last interval and exits: once it has, this returns []. The print must begin
-        within timeout_s, and, once begun, go on saying something at least every SILENT_S."""
+        within timeout_s, and, once begun, go on saying something at least every SILENT_S.
+        What perf printed beyond this interval (a perf read late, one interval ahead) is kept
+        for the next call."""
         lines: list[str] = []
         got = 0  # data lines among them
-        buf = b""
-        deadline = time.monotonic() + timeout_s
-        while got < n_counters:
+        buf, self.pending = self.pending, b""
+        heard = start = time.monotonic()
+        deadline = start + timeout_s
+        while True:
+            *done, buf = buf.split(b"\n")
+            for i, raw in enumerate(done):
+                lines.append(raw.decode(errors="replace"))
+                got += perf.is_data_line(lines[-1])
+                if got == n_counters:
+                    self.pending = b"\n".join([*done[i + 1:], buf])
+                    return lines
             left = deadline - time.monotonic()
             if left <= 0:
-                where = self.whereabouts()
-                self.proc.kill()
-                what = (f"perf stopped printing its counts for {SILENT_S:g} s" if lines or buf
-                        else f"perf did not print its counts within {timeout_s:g} s")
-                raise HelperFailure("perf", f"{what} ({got} of {n_counters} lines; {where})")
+                raise self.stuck(got, n_counters, timeout_s if heard == start else None,
+                                 time.monotonic() - heard)
             ready, _, _ = select.select([self.log_r], [], [], min(left, NUDGE_S))
             if not ready:
-                self._nudge(bool(lines or buf))
+                self._nudge(got > 0 or bool(buf))
                 continue
             chunk = os.read(self.log_r, 1 << 16)
             if not chunk:
                 self.proc.wait()
                 # perf re-raises the SIGINT it caught once it has printed: that is a clean end.
                 if self.stopping.is_set() and self.proc.returncode in (0, -signal.SIGINT) \
-                        and not buf.strip() \
-                        and not any(perf.is_data_line(line) for line in lines):
+                        and not buf.strip() and got == 0:
                     return []
                 raise self.failure()
             buf += chunk
-            *done, buf = buf.split(b"\n")
-            new = [d.decode(errors="replace") for d in done]
-            lines += new
-            got += sum(perf.is_data_line(line) for line in new)
-            deadline = max(deadline, time.monotonic() + SILENT_S)
-        return lines
+            heard = time.monotonic()
+            deadline = max(deadline, heard + SILENT_S)
+
+    def stuck(self, got: int, expected: int, never_began: float | None, silent_s: float) -> HelperFailure:
+        """Kill a perf that does not print; the failure, saying what it was doing."""
+        try:
+            where = self.whereabouts()
+        finally:
+            self.proc.kill()
+        what = (f"perf did not print its counts within {never_began:g} s" if never_began is not None
+                else f"perf stopped printing its counts for {silent_s:.1f} s")
+        return HelperFailure("perf", f"{what} ({got} of {expected} lines; {where})")
 
     def linger(self) -> None:
         """After the report: disable the events but keep them open (see the module's doc)."""
@@ -175,7 +193,10 @@ class PerfRun:
                 os.write(self.ctl_w, b"disable\n")
             except OSError:
                 pass
-        # perf goes on printing (zeros) every window; a full pipe would block it.
+
+    def drain(self) -> None:
+        """After the last read: perf goes on printing (zeros every window while it lingers,
+        and perhaps once more on its way out); a full pipe would block it, and its close."""
         threading.Thread(target=self._drain, daemon=True).start()
 
     def close(self) -> int:

@@ -27,7 +27,7 @@ from .peers import CLOSING, COUNTING, LINGERING, set_process_name
 from .perfrun import LINGER_S, PerfRun
 
 RESERVED_FDS = 1024  # perf's own files, pipes, libraries
-MAX_TARGETS = 4  # per perf: beyond this a print's cost grows with the square (see above)
+MAX_TARGETS = 4  # per perf: a margin below where a print's cost jumped (between 6 and 13, above)
 
 
 def shard_size(per_target_fds: int, limit: int) -> int:
@@ -177,6 +177,8 @@ class Shards:
         linger_s passes (a perf that was stopped is closing already), then let every perf
         close. The process's name says which, for the other helpers (peers.py)."""
         self.read_all()
+        for run in self.runs:
+            run.drain()
         if not any(run.stopping.is_set() for run in self.runs):
             set_process_name(LINGERING)
             for run in self.runs:

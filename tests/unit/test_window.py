@@ -5,10 +5,13 @@ PerfRun.read_interval's deadlines, against real processes that print as perf doe
 from __future__ import annotations
 
 import os
+import re
+import select
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import given
@@ -96,47 +99,88 @@ def printing_perf(script: str) -> perfrun.PerfRun:
     run.log_r = log_r
     run.printed, run.stopping = threading.Event(), threading.Event()
     run.ended_at = None
+    run.pending = b""
     return run
 
 
-def test_a_slow_print_that_goes_on_is_read_whole(monkeypatch: pytest.MonkeyPatch) -> None:
-    # 40 lines, one every 0.1 s: 4 s in all, far beyond the 1 s the print has to begin, but
-    # never silent for the 0.5 s that SILENT_S is here.
-    monkeypatch.setattr(perfrun, "SILENT_S", 0.5)
-    run = printing_perf("for i in range(40):\n    out.write(f'{i},1\\n')\n    time.sleep(0.1)\n"
-                        "time.sleep(30)")
-    try:
-        lines = run.read_interval(40, 1.0)
-        assert [line.split(",")[0] for line in lines] == [str(i) for i in range(40)]
-        assert run.proc.poll() is None  # a print read whole is not a stuck perf: not killed
-    finally:
+def wait_readable(fd: int) -> None:
+    """Until the child has said something there: its start-up is not what a test times."""
+    assert select.select([fd], [], [], 30)[0], "the child said nothing within 30 s"
+
+
+@pytest.fixture
+def perfs() -> Iterator[list[perfrun.PerfRun]]:
+    runs: list[perfrun.PerfRun] = []
+    yield runs
+    for run in runs:
         run.proc.kill()
         run.proc.wait()
 
 
-def test_a_print_that_stops_halfway_fails_within_silent_s(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_slow_print_that_goes_on_is_read_whole(monkeypatch: pytest.MonkeyPatch,
+                                                 perfs: list[perfrun.PerfRun]) -> None:
+    # 80 lines, one every 0.05 s: 4 s in all, beyond the 2 s the print has to begin in, but
+    # never silent for the 1.5 s that SILENT_S is here.
+    monkeypatch.setattr(perfrun, "SILENT_S", 1.5)
+    run = printing_perf("for i in range(80):\n    out.write(f'{i},1\\n')\n    time.sleep(0.05)\n"
+                        "time.sleep(30)")
+    perfs.append(run)
+    lines = run.read_interval(80, 2.0)
+    assert [line.split(",")[0] for line in lines] == [str(i) for i in range(80)]
+    assert run.proc.poll() is None  # a print read whole is not a stuck perf: not killed
+
+
+def test_a_print_begun_early_keeps_the_time_it_had_to_begin(monkeypatch: pytest.MonkeyPatch,
+                                                           perfs: list[perfrun.PerfRun]) -> None:
+    # A silence longer than SILENT_S, but within the time the print had from the start.
     monkeypatch.setattr(perfrun, "SILENT_S", 0.5)
+    run = printing_perf("out.write('1,1\\n2,1\\n')\ntime.sleep(1.5)\nout.write('3,1\\n4,1\\n5,1\\n')\n"
+                        "time.sleep(30)")
+    perfs.append(run)
+    wait_readable(run.log_r)
+    assert [line.split(",")[0] for line in run.read_interval(5, 20.0)] == ["1", "2", "3", "4", "5"]
+
+
+def test_a_print_that_stops_halfway_fails_after_silent_s(monkeypatch: pytest.MonkeyPatch,
+                                                         perfs: list[perfrun.PerfRun]) -> None:
+    monkeypatch.setattr(perfrun, "SILENT_S", 1.0)
     run = printing_perf("out.write('# a comment\\n1,1\\n2,1\\n3')\nout.flush()\ntime.sleep(30)")
+    perfs.append(run)
+    wait_readable(run.log_r)
     t0 = time.monotonic()
     with pytest.raises(HelperFailure) as info:
         run.read_interval(5, 0.2)
     took = time.monotonic() - t0
     assert info.value.code == "perf"
-    message = str(info.value)
-    assert message.startswith("perf stopped printing its counts for 0.5 s (2 of 5 lines; perf state S, ")
-    assert "s of CPU, waiting in " in message
-    assert 0.5 <= took < 5.0  # silent SILENT_S after its last piece, not at the 0.2 s of its start
+    assert re.match(r"perf stopped printing its counts for \d+\.\d s \(2 of 5 lines; perf state S, "
+                    r"\d+\.\d s of CPU, waiting in ", str(info.value)), str(info.value)
+    assert 1.0 <= took < 10.0  # SILENT_S after its last piece, not the 0.2 s it had to begin
     assert run.proc.wait(timeout=5) == -9  # the stuck perf is killed
 
 
-def test_a_print_that_never_begins_fails_at_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_print_that_never_begins_fails_at_the_timeout(monkeypatch: pytest.MonkeyPatch,
+                                                        perfs: list[perfrun.PerfRun]) -> None:
     monkeypatch.setattr(perfrun, "SILENT_S", 60.0)
     run = printing_perf("sys.stderr.write('perf: counting\\n')\nsys.stderr.flush()\ntime.sleep(30)")
+    perfs.append(run)
+    wait_readable(run.proc.stderr.fileno())
     t0 = time.monotonic()
     with pytest.raises(HelperFailure) as info:
         run.read_interval(5, 0.6)
-    assert time.monotonic() - t0 < 5.0
+    assert time.monotonic() - t0 < 10.0
     message = str(info.value)
     assert message.startswith("perf did not print its counts within 0.6 s (0 of 5 lines; perf state S, ")
     assert message.endswith("bytes on stderr, last: perf: counting)")
+    assert os.get_blocking(run.proc.stderr.fileno())  # left as it was found
     assert run.proc.wait(timeout=5) == -9
+
+
+def test_what_a_perf_printed_beyond_the_interval_is_the_next_intervals(
+        perfs: list[perfrun.PerfRun]) -> None:
+    # A perf read late: two intervals in one piece, the second one's last line unfinished.
+    run = printing_perf("out.write('1.0,1\\n1.0,2\\n2.0,3\\n2.0,')\nout.flush()\ntime.sleep(0.5)\n"
+                        "out.write('4\\n')\ntime.sleep(30)")
+    perfs.append(run)
+    wait_readable(run.log_r)
+    assert run.read_interval(2, 10.0) == ["1.0,1", "1.0,2"]
+    assert run.read_interval(2, 10.0) == ["2.0,3", "2.0,4"]
