@@ -241,7 +241,7 @@ def test_ctrl_c_mid_window_gives_the_report_so_far_and_removes_the_job(swarm: Sw
     service = make_service("--replicas", "2", "--replicas-max-per-node", "1", slots=2)
     for i in range(2):
         proc = start_spy(swarm.env, "--service", service.name, "-d", "60s", "--format", "json",
-                         "-l", "info", new_session=True)
+                         "-l", "debug", new_session=True)  # debug: how each log read went
         wait_every_node(proc, 2)
         service.trigger(1, 500 + i)
         service.trigger(2, 700 + i)
@@ -252,6 +252,8 @@ def test_ctrl_c_mid_window_gives_the_report_so_far_and_removes_the_job(swarm: Sw
         doc = json.loads(out)
         assert doc["partial"] is True and doc["stopped"] == "interrupted"
         tasks = by_task(doc)
+        # A task without a report fails here with what the run said and what it missed.
+        assert {f"{service.name}.1", f"{service.name}.2"} <= set(tasks), (doc.get("missing"), err)
         assert syscall(tasks[f"{service.name}.1"], "getppid")["calls"] == 500 + i
         assert syscall(tasks[f"{service.name}.2"], "getppid")["calls"] == 700 + i
         assert jobs_left(swarm) == []
