@@ -85,3 +85,17 @@ def merge(total: Counts, part: Counts) -> Counts:
         longest[name] = max(longest.get(name, 0), v)
     return Counts(add(total.calls, part.calls), add(total.errors, part.errors), errnos,
                   add(total.time_ns, part.time_ns), longest)
+
+
+def settled(c: Counts) -> Counts:
+    """Counts read while counting goes on, made to agree with themselves: the BPF engine reads
+    a call's errnos a moment after its calls and errors, so they may differ by the failures in
+    between, and a document whose errnos do not add up to its errors is refused. A call with
+    errnos takes their sum as its errors, and at least that many calls. Only a report so far
+    is settled; the final one is read with counting off, and agrees as read."""
+    errors = dict(c.errors)
+    calls = dict(c.calls)
+    for name, by_errno in c.errnos.items():
+        errors[name] = sum(by_errno.values())
+        calls[name] = max(calls.get(name, 0), errors[name])
+    return Counts(calls, errors, c.errnos, c.time_ns, c.max_ns)

@@ -25,7 +25,7 @@ import time
 from datetime import UTC, datetime
 
 from . import cgroup, fleet
-from .engine import Counts, Engine, HelperFailure, merge
+from .engine import Counts, Engine, HelperFailure, merge, settled
 from .peers import CLOSING, libc, others_named, wait_while_closing
 from .targets import Target, own_v2, perf_cgroups, read_text, v2_cgroups
 
@@ -270,8 +270,8 @@ def window(args: argparse.Namespace, engine: Engine, paths: list[str], directori
         totals = [merge(t, c) for t, c in zip(totals, tick.counts, strict=True)]
         if args.fleet is not None and not tick.final:
             # No attach stream to a Swarm task: the report so far, through the task's log.
-            args.fleet.emit(report(args, engine, paths, totals, exits, stop, host, seconds,
-                                   started_at), final=False)
+            args.fleet.emit(report(args, engine, paths, [settled(t) for t in totals], exits, stop,
+                                   host, seconds, started_at), final=False)
         elif args.interval:
             write_line({"schema": SCHEMA, "kind": "interval", "index": index, "seconds": seconds,
                         "targets": [{**t.ident(), "syscalls": rows(Counts(c.calls, c.errors))}

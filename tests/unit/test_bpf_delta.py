@@ -61,3 +61,23 @@ def test_control_takes_up_to_max_levels() -> None:
     assert (enabled, n, got[:bpfengine.MAX_LEVELS]) == (1, bpfengine.MAX_LEVELS, levels)
     off = bpfengine.CONTROL.unpack(bpfengine.control_bytes(False, {}))
     assert off[:2 + bpfengine.MAX_LEVELS] == (0, 0, *[0] * bpfengine.MAX_LEVELS)
+
+
+def test_a_report_so_far_agrees_with_itself_whichever_map_was_read_later() -> None:
+    # Read while counting goes on: access's errnos were read after one more failure (6 > 5),
+    # openat's before one (2 < 3), close's errors have no errnos (perf), getppid never failed.
+    from plugin.helper.engine import Counts, settled
+    from plugin.helper.main import rows
+
+    read = Counts({"access": 5, "openat": 9, "close": 4, "getppid": 7},
+                  {"access": 5, "openat": 3, "close": 1, "getppid": 0},
+                  {"access": {"ENOENT": 6}, "openat": {"ENOENT": 1, "EACCES": 1}},
+                  {"access": 100}, {"access": 40})
+    got = settled(read)
+    assert got.errors == {"access": 6, "openat": 2, "close": 1, "getppid": 0}
+    assert got.calls == {"access": 6, "openat": 9, "close": 4, "getppid": 7}
+    assert (got.errnos, got.time_ns, got.max_ns) == (read.errnos, read.time_ns, read.max_ns)
+    for row in rows(got):
+        assert row["calls"] >= row["errors"]
+        if "errnos" in row:
+            assert sum(row["errnos"].values()) == row["errors"], row
