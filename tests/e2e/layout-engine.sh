@@ -36,6 +36,7 @@ stop() {
     rmdir /sys/fs/cgroup/perf_event 2>/dev/null || true
     [ -n "${SPY_NETNS:-}" ] || ip netns del "$netns" 2>/dev/null || true
     rm -rf "$data"  # an engine of the tests: the next start begins afresh (no old swarm)
+    rm -rf "$root" 2>/dev/null || true  # its exec root and socket: nothing left in /run
     give_back_perf_event
 }
 
