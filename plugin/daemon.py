@@ -129,21 +129,44 @@ def connect(opts: GlobalOptions, environ: dict[str, str] | None = None) -> docke
     environ = dict(os.environ) if environ is None else environ
     endpoint = resolve(opts, environ)
     where = endpoint.host or "the local engine"
+    dialer = None
     try:
-        tls = _tls_config(opts, endpoint, environ)
-        client = docker.DockerClient(
-            base_url=endpoint.host or docker.constants.DEFAULT_UNIX_SOCKET,
-            tls=tls if tls is not None else False,
-            version="auto",
-            timeout=60,
-            use_ssh_client=bool(endpoint.host and endpoint.host.startswith("ssh://")),
-        )
+        if endpoint.host and endpoint.host.startswith("ssh://"):
+            from . import sshdial
+
+            client, dialer = sshdial.client(endpoint.host, timeout=60)
+            sshdial.negotiate(client)
+        else:
+            tls = _tls_config(opts, endpoint, environ)
+            client = docker.DockerClient(
+                base_url=endpoint.host or docker.constants.DEFAULT_UNIX_SOCKET,
+                tls=tls if tls is not None else False,
+                version="auto",
+                timeout=60,
+            )
         client.ping()
     except docker.errors.TLSParameterError as e:
         raise UsageError(f"bad TLS settings: {e}") from None
-    except docker.errors.DockerException as e:
+    except (docker.errors.DockerException, OSError) as e:
+        said = dialer.failure() if dialer is not None else ""
+        if said:
+            raise DaemonError(
+                f"cannot reach the Docker engine at {where} ({endpoint.context} context): ssh said: {said}",
+                "ssh must reach the host without asking, and run `docker` there",
+            ) from e
         raise DaemonError(
             f"cannot reach the Docker engine at {where} ({endpoint.context} context)",
             "is it running? `docker info` tells",
         ) from e
     return client
+
+
+def kernel_release(client: docker.DockerClient) -> str:
+    """The engine host's kernel release, as `docker version` gives it ("" if it does not)."""
+    import docker.errors
+
+    try:
+        release = client.version().get("KernelVersion")
+    except (docker.errors.DockerException, OSError) as e:
+        raise DaemonError(f"the engine stopped answering: {e}") from None
+    return release if isinstance(release, str) else ""

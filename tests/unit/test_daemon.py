@@ -87,3 +87,31 @@ def test_config_flag_beats_docker_config(config: Path, tmp_path_factory) -> None
 def test_explicit_default_context(config: Path) -> None:
     (config / "config.json").write_text(json.dumps({"currentContext": "other"}))
     assert resolve(config, context="default").host is None
+
+
+def test_an_ssh_engine_that_cannot_be_reached_says_what_ssh_said(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plugin's own ssh transport (plugin/sshdial.py), with the host's real ssh (and no
+    ssh config of the user's): port 1 of the loopback refuses at once."""
+    import shutil
+
+    from plugin import sshdial
+    from plugin.errors import DaemonError
+
+    if shutil.which("ssh") is None:
+        pytest.skip("no ssh client here")
+    monkeypatch.setattr(sshdial, "SSH_FLAGS", ("-F", "/dev/null", *sshdial.SSH_FLAGS))
+    make_context(tmp_path, "far", "ssh://nobody@127.0.0.1:1")
+    with pytest.raises(DaemonError) as e:
+        daemon.connect(daemon.GlobalOptions(context="far"), {"DOCKER_CONFIG": str(tmp_path)})
+    line = e.value.line()
+    assert line == ("docker spy: cannot reach the Docker engine at ssh://nobody@127.0.0.1:1 "
+                    "(far context): ssh said: ssh: connect to host 127.0.0.1 port 1: "
+                    "Connection refused (ssh must reach the host without asking, and run "
+                    "`docker` there)"), line
+
+
+def test_an_ssh_url_the_cli_refuses_is_a_usage_error(tmp_path: Path) -> None:
+    make_context(tmp_path, "far", "ssh://me:pw@vm")
+    with pytest.raises(UsageError, match="plain-text password is not supported"):
+        daemon.connect(daemon.GlobalOptions(context="far"), {"DOCKER_CONFIG": str(tmp_path)})
