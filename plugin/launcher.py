@@ -8,6 +8,7 @@ exits. The plugin never waits for that. A helper that never started is removed h
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import select
 import socket
@@ -54,6 +55,7 @@ class HelperRun:
     interval: float | None = None  # the helper prints an `interval` document this often
     engine: str = "auto"  # auto, bpf or perf
     latency: bool = False
+    tracefs_volume: bool = False  # tracefs_by_volume() of the engine host's kernel
 
 
 def helper_command(run: HelperRun) -> list[str]:
@@ -68,10 +70,40 @@ def helper_command(run: HelperRun) -> list[str]:
     return [*command, "--stop-on-stdin"]
 
 
+# From Linux 6.0 (commit 47311db8e8f3) a new mount of tracefs leaves its mode, owner and group
+# alone; before, each one reset them to the defaults, for the host's mount too.
+TRACEFS_KEEPS_ITS_OPTIONS = (6, 0)
+
+
+def tracefs_by_volume(kernel: str) -> bool:
+    """Whether the engine should mount a tracefs for the helper, given the engine host's
+    kernel release (`docker version`'s KernelVersion): from 6.0 on, where that changes nothing
+    of the host's own. Before, or when the release cannot be read, the host's is bound in."""
+    match = re.match(r"(\d+)\.(\d+)", kernel)
+    return bool(match) and (int(match[1]), int(match[2])) >= TRACEFS_KEEPS_ITS_OPTIONS
+
+
+def tracefs_mount(by_volume: bool) -> Any:
+    """The kernel's tracefs at /sys/kernel/tracing. By volume: mounted by the engine itself, an
+    anonymous volume of the local driver with type tracefs, removed with the helper (AutoRemove
+    takes a container's anonymous volumes). Binding the host's /sys/kernel/tracing needs it
+    mounted there, which Docker Desktop's VM does not do, and the helper cannot mount one
+    itself where AppArmor confines it (docker-default denies every mount: Debian, Ubuntu); the
+    engine mounts it whatever the host has. An anonymous volume cannot be read-only; the
+    helper, which may load BPF programs, gains nothing it did not have. Else the host's own,
+    bound read-only (the helper mounts one itself where the host has none and it may)."""
+    from docker.types import DriverConfig, Mount
+
+    if not by_volume:
+        return Mount("/sys/kernel/tracing", "/sys/kernel/tracing", type="bind", read_only=True)
+    return Mount("/sys/kernel/tracing", None, type="volume",
+                 driver_config=DriverConfig("local", {"type": "tracefs", "device": "tracefs"}))
+
+
 def container_config(run: HelperRun, now: float) -> dict[str, Any]:
     """The create arguments: host PID and cgroup namespaces, read-only cgroupfs, tracefs,
-    no network, CAP_SYS_ADMIN only (perf_event_open system-wide; mount of tracefs where the
-    host has none mounted), read-only root, no new privileges."""
+    no network, CAP_SYS_ADMIN only (perf_event_open and BPF system-wide), read-only root, no
+    new privileges."""
     from docker.types import LogConfig, Mount
 
     config: dict[str, Any] = {
@@ -88,7 +120,7 @@ def container_config(run: HelperRun, now: float) -> dict[str, Any]:
         "network_mode": "none",
         "mounts": [
             Mount("/sys/fs/cgroup", "/sys/fs/cgroup", type="bind", read_only=True),
-            Mount("/sys/kernel/tracing", "/sys/kernel/tracing", type="bind", read_only=True),
+            tracefs_mount(run.tracefs_volume),
         ],
         "read_only": True,
         "tmpfs": {"/tmp": "rw,noexec,nosuid,size=16m"},
@@ -348,7 +380,7 @@ def _remove(container: Any) -> None:
     import docker.errors
 
     try:
-        container.remove(force=True)
+        container.remove(force=True, v=True)  # and its tracefs volume
     except docker.errors.NotFound:
         pass
     except docker.errors.APIError as e:

@@ -80,7 +80,7 @@ def plan(globals_: daemon.GlobalOptions, opts: SpyOptions) -> Plan:
     interval = opts.interval if mode in ("frames", "lines") else (
         live.progress_interval(seconds) if mode == "progress" else None)
     spec = launcher.HelperRun(image, targets, seconds, opts.privileged, interval, opts.engine,
-                              opts.latency)
+                              opts.latency, launcher.tracefs_by_volume(daemon.kernel_release(client)))
     infos = tuple(report.TargetInfo(t.id, t.name, t.pid) for t in targets)
     return Plan(client, ", ".join(t.name for t in targets), infos, spec, view, mode, profile)
 

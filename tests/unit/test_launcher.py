@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pytest
+
 from plugin import launcher
 from plugin.target import Target
 
@@ -28,11 +30,39 @@ def test_least_privilege() -> None:
     assert c["log_config"]["Type"] == "none"  # nothing of the helper's is written on the host
 
 
-def test_mounts_are_read_only_and_no_docker_socket() -> None:
-    mounts = config()["mounts"]
-    assert {m["Target"] for m in mounts} == {"/sys/fs/cgroup", "/sys/kernel/tracing"}
-    assert all(m["ReadOnly"] and m["Type"] == "bind" for m in mounts)
-    assert not any("docker.sock" in str(m) for m in mounts)
+def test_mounts_are_cgroupfs_read_only_and_a_tracefs_no_docker_socket() -> None:
+    for by_volume in (False, True):
+        mounts = {m["Target"]: m for m in config(tracefs_volume=by_volume)["mounts"]}
+        assert set(mounts) == {"/sys/fs/cgroup", "/sys/kernel/tracing"}
+        cgroupfs = mounts["/sys/fs/cgroup"]
+        assert cgroupfs["Type"] == "bind" and cgroupfs["Source"] == "/sys/fs/cgroup" and cgroupfs["ReadOnly"]
+        assert not any("docker.sock" in str(m) for m in mounts.values())
+    # The host's tracefs, read-only; or one the engine mounts, whatever the host has mounted:
+    # an anonymous volume, which the engine removes with the helper.
+    bound = {m["Target"]: m for m in config()["mounts"]}["/sys/kernel/tracing"]
+    assert (bound["Type"], bound["Source"], bound["ReadOnly"]) == ("bind", "/sys/kernel/tracing", True)
+    volume = {m["Target"]: m for m in config(tracefs_volume=True)["mounts"]}["/sys/kernel/tracing"]
+    assert volume["Type"] == "volume" and volume["Source"] is None and not volume["ReadOnly"]
+    assert volume["VolumeOptions"]["DriverConfig"] == {"Name": "local",
+                                                       "Options": {"type": "tracefs", "device": "tracefs"}}
+
+
+@pytest.mark.parametrize(("kernel", "by_volume"), [
+    ("6.12.117+deb13-amd64", True),  # the test VM's
+    ("6.18.44-fc-v1252", True),  # this machine's
+    ("6.10.14-linuxkit", True),  # Docker Desktop's
+    ("6.0.0", True),
+    ("10.1", True),
+    ("5.19.17", False),  # before 6.0, a new tracefs mount resets the host's mode and group
+    ("5.15.167.4-microsoft-standard-WSL2", False),
+    ("5.15.0-91-generic", False),
+    ("4.18.0-513.el8.x86_64", False),
+    ("", False),  # an engine that does not say: the host's, as before
+    ("unknown", False),
+    ("v6.1", False),
+])
+def test_the_engine_mounts_tracefs_from_linux_6_0(kernel: str, by_volume: bool) -> None:
+    assert launcher.tracefs_by_volume(kernel) is by_volume
 
 
 def test_command_and_labels() -> None:
@@ -64,8 +94,8 @@ class FakeContainer:
     removed: bool = False
     attrs: dict = field(default_factory=lambda: {"Created": "1970-01-01T00:16:30.123456789Z"})  # 990
 
-    def remove(self, force: bool = False) -> None:
-        assert force
+    def remove(self, force: bool = False, v: bool = False) -> None:
+        assert force and v  # its anonymous tracefs volume goes with it
         self.removed = True
 
 
