@@ -28,6 +28,7 @@ class Mount:
     root: str
     fstype: str
     super_options: tuple[str, ...]
+    read_only: bool = False  # this mount's own options (not its superblock's) say ro
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ def parse_mountinfo(text: str) -> list[Mount]:
                 root=_unescape(fields[3]),
                 fstype=fstype,
                 super_options=tuple(fields[sep + 3].split(",")),
+                read_only="ro" in fields[5].split(","),
             )
         )
     return mounts

@@ -47,8 +47,12 @@ def _mount_tracefs(where: str) -> bool:
 def seal_cgroup_mounts(mounts: list[cgroup.Mount]) -> None:
     """Make every cgroup mount read-only in the helper's mount namespace. A read-only bind
     is not recursive on engines before Docker 25, so the controllers under /sys/fs/cgroup
-    came in writable; the helper only reads them. The host's mounts are not touched."""
+    came in writable; the helper only reads them. The host's mounts are not touched. Those
+    already read-only are left alone: where AppArmor confines the helper (docker-default
+    denies every mount), Docker 25 and later made them so, and there is nothing to warn of."""
     for mount in mounts:
+        if mount.read_only:
+            continue
         flags = MS_RDONLY | MS_REMOUNT | MS_BIND
         if libc().mount(None, mount.mount_point.encode(), None, flags, None) != 0:
             emit_status("warning", message=f"could not make {mount.mount_point} read-only: "

@@ -314,3 +314,15 @@ def test_the_v1_line_compared_with_cgroup_v2_is_perf_events() -> None:
     # Another v1 controller's line may name another cgroup; perf_event's is the container's.
     proc = "9:name=systemd:/system.slice/docker.service\n12:perf_event:/docker/abc\n0::/docker/abc\n"
     assert cgroup.resolve_v2(proc, V1[1]).path == "/docker/abc"
+
+
+def test_read_only_is_the_mounts_own_option() -> None:
+    """Docker 20.10's read-only bind of /sys/fs/cgroup is not recursive: the hierarchies under
+    it came in writable, and the helper makes them read-only itself. Docker 26 in the test guest
+    binds it read-only whole (there the helper, confined by AppArmor, could not remount)."""
+    hybrid = cgroup.parse_mountinfo((FIXTURES / "hybrid-cgroupfs" / "mountinfo").read_text())
+    assert hybrid and not any(m.read_only for m in hybrid)
+    guest = cgroup.parse_mountinfo((FIXTURES / "vm-systemd-scope-x86_64" / "mountinfo").read_text())
+    assert [(m.mount_point, m.fstype, m.read_only) for m in guest] == [("/sys/fs/cgroup", "cgroup2", True)]
+    # The superblock's options (after the separator) do not count: the guest's say rw.
+    assert "rw" in guest[0].super_options
