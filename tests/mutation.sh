@@ -2,7 +2,8 @@
 # Mutation testing of the pure modules with mutmut 3 (pip install mutmut): every mutant of
 # report, render, diff, seccomp, classes, helper/perf, helper/cgroup and helper/systables, and of
 # the pure functions of helper/shards (is_tick, window_end, shard_size, plan) and helper/bpfengine
-# (delta, config_bytes, control_bytes); pyproject.toml's [tool.mutmut] says which files and tests.
+# (delta, config_bytes, control_bytes), sshdial (parse, ssh_argv) and launcher
+# (tracefs_by_volume); pyproject.toml's [tool.mutmut] says which files and tests.
 #
 #   bash tests/mutation.sh            # all of them; prints the survivors per module
 #   bash tests/mutation.sh 'plugin.diff.*'   # only the mutants these mutmut names match
@@ -27,7 +28,9 @@ if [ $# -eq 0 ]; then
         'plugin.helper.shards.x_is_tick__*' 'plugin.helper.shards.x_window_end__*' \
         'plugin.helper.shards.x_shard_size__*' 'plugin.helper.shards.x_plan__*' \
         'plugin.helper.bpfengine.x_delta__*' 'plugin.helper.bpfengine.x_config_bytes__*' \
-        'plugin.helper.bpfengine.x_control_bytes__*'
+        'plugin.helper.bpfengine.x_control_bytes__*' \
+        'plugin.sshdial.x_parse__*' 'plugin.sshdial.x_ssh_argv__*' \
+        'plugin.launcher.x_tracefs_by_volume__*'
 fi
 
 cd "$work"

@@ -30,9 +30,21 @@ ENGINES = ("bpf", "perf")
 COUNTING_LOG = re.compile(r"\[info\s*\] counting\s")
 
 
+GUEST_FACTS: dict[str, object] = {}  # what the VM tests ran on (test_vm.py), for the summary
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The layout tests last: their v1 engine takes perf_event from cgroup2 while it runs."""
-    items.sort(key=lambda item: item.get_closest_marker("layouts") is not None)
+    """The layout tests after the others: their v1 engine takes perf_event from cgroup2 while
+    it runs. The VM tests last: their guest's emulation takes this machine's two cores."""
+    items.sort(key=lambda item: (item.get_closest_marker("vm") is not None,
+                                 item.get_closest_marker("layouts") is not None))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if GUEST_FACTS:
+        terminalreporter.section("the VM the vm tests ran in")
+        for key, value in GUEST_FACTS.items():
+            terminalreporter.write_line(f"{key}: {value}")
 
 
 def unavailable(reason: str) -> None:

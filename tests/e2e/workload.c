@@ -1,11 +1,12 @@
 /* The e2e target: each time the host writes "N F S Z" into /spy/go, it makes exactly N getppid
- * calls, N failing fchdir(-1) calls (EBADF), F fork calls (each child exits at once), S
- * signals to itself that a handler catches (S rt_sigreturn calls), and Z clock_nanosleep
- * calls of 20 ms each, then writes /spy/done: the nanoseconds those Z calls took in all and
- * the longest, as it measured them around each call (F, S and Z may be left out: 0). It waits
- * for /spy/go with poll(), so that its only clock_nanosleep calls are those. Triggered from
- * the host through a bind mount, never by `docker exec` (which would run inside the target's
- * cgroup and be counted too). Built statically on the host: the target image needs nothing. */
+ * calls, N failing fchdir(-1) calls (EBADF), F fork calls (each child exits at once; clone on
+ * arm64, which has no fork), S signals to itself that a handler catches (S rt_sigreturn
+ * calls), and Z clock_nanosleep calls of 20 ms each, then writes /spy/done: the nanoseconds
+ * those Z calls took in all and the longest, as it measured them around each call (F, S and Z
+ * may be left out: 0). It waits for /spy/go with poll(), so that its only clock_nanosleep
+ * calls are those. Triggered from the host through a bind mount, never by `docker exec` (which
+ * would run inside the target's cgroup and be counted too). Built statically on the host: the
+ * target image needs nothing. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <poll.h>
@@ -57,8 +58,13 @@ int main(void) {
         for (long i = 0; i < n; i++) syscall(SYS_getppid);
         for (long i = 0; i < n; i++) syscall(SYS_fchdir, -1);
         for (long i = 0; i < forks; i++) {
-            /* The raw syscall: fork() in glibc is clone(). The child returns too. */
+            /* The raw syscall: fork() in glibc is clone(). The child returns too. arm64 has
+             * no fork: there it is clone with fork's flags. */
+#ifdef SYS_fork
             if (syscall(SYS_fork) == 0) syscall(SYS_exit_group, 0);
+#else
+            if (syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0) == 0) syscall(SYS_exit_group, 0);
+#endif
             wait(NULL);
         }
         /* One kill and one rt_sigreturn per signal: the handler runs on the way back. */
