@@ -8,7 +8,8 @@ a syscall-bound loop's speed in the target and in a neighbour container that is 
 nginx's requests/s under wrk, the cost the BPF engine reports about itself; back-to-back runs;
 1 to 64 quiet containers (each wakes every 0.1 s) in one run (time to result, the helper's
 peak memory and open files); the helper image's cold build as docker spy builds it and with a
-build stage compiling the BPF program.
+build stage compiling the BPF program. Asked for by name (--sections remote): the same window on an
+engine in a VM, through an ssh context and through a socket forwarded over ssh (bench/remote.py).
 
 Nothing here is a test: it prints figures. Run it through bench/run, which sets up what it needs.
 Everything it starts is removed at its end, also on failure and Ctrl-C, except the nginx image,
@@ -36,18 +37,21 @@ from tables import Results, report
 from workloads import Loop, Nginx, build_loop, build_nginx
 
 SECTIONS = ("build", "methods", "back-to-back", "many")
+# Asked for by name only: it brings up the test VM (tests/vm/up), minutes more.
+OPTIONAL_SECTIONS = ("remote",)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3, help="repetitions of each figure (default 3)")
-    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"some of {','.join(SECTIONS)}")
+    parser.add_argument("--sections", default=",".join(SECTIONS),
+                        help=f"some of {','.join(SECTIONS + OPTIONAL_SECTIONS)} (default: all but remote)")
     parser.add_argument("--methods", default=",".join(METHODS), help="some of " + ",".join(METHODS))
     parser.add_argument("--sizes", default="1,5,20,64", help="container counts of the many section")
     args = parser.parse_args(argv)
     args.sections = [s for s in args.sections.split(",") if s]
     args.methods = [m for m in METHODS if m in args.methods.split(",")]
-    unknown = set(args.sections) - set(SECTIONS)
+    unknown = set(args.sections) - set(SECTIONS) - set(OPTIONAL_SECTIONS)
     if unknown or args.reps < 1:
         parser.error(f"unknown sections {sorted(unknown)}" if unknown else "--reps must be >= 1")
     args.sizes = [int(s) for s in args.sizes.split(",") if s]
@@ -140,6 +144,10 @@ def run_sections(run: Run, args: argparse.Namespace, res: Results) -> None:
             measure_back_to_back(tools, args.reps, res, loop)
     if "many" in args.sections:
         res.many = many_containers(tools, args.sizes, args.reps, res.notes)
+    if "remote" in args.sections:
+        import remote
+
+        res.remote = remote.measure(run, args.reps)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

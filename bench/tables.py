@@ -23,6 +23,7 @@ class Results:
     methods: Values = field(default_factory=dict)
     back_to_back: Values = field(default_factory=dict)
     many: Values = field(default_factory=dict)
+    remote: Values = field(default_factory=dict)
     builds: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -108,11 +109,18 @@ def builds_section(res: Results) -> list[str]:
             "\"Need to get\" per apt-get run)", table(lines)]
 
 
+def remote_section(res: Results) -> list[str]:
+    from remote import section
+
+    return section(res.remote, res.reps)
+
+
 def report(res: Results) -> str:
     out = [f"docker spy benchmark: medians of {res.reps} runs; {os.cpu_count()} CPUs, {res.about}; "
            f"this run took {res.seconds / 60:.1f} min"]
     for present, section in ((res.builds, builds_section), (res.methods, methods_section),
-                             (res.back_to_back, back_to_back_section), (res.many, many_section)):
+                             (res.back_to_back, back_to_back_section), (res.many, many_section),
+                             (res.remote, remote_section)):
         if present:
             out += ["", *section(res)]
     if res.notes:
