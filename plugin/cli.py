@@ -6,163 +6,186 @@ Only the standard library is imported at module level: the docker CLI runs
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import re
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
 from .errors import ExitStatus, SpyError, Terminated, UsageError, interrupt_status
 from .interrupts import Interrupts, in_background
+from .notices import to_stderr
+from .options import (
+    DIFF_SORTS,
+    ENGINES,
+    FORMATS,
+    LOG_LEVELS,
+    SORTS,
+    SpyOptions,
+    one_of,
+    parse_duration,
+    positive,
+)
+from .usage import ArgsError, Command, Flag, HelpWanted, Value, check_args, help_text, parse
 
 PLUGIN_NAME = "spy"
 URL = "https://github.com/docker-spy/docker-spy"
 SHORT_DESCRIPTION = "Count the system calls a container makes"
-MAX_SECONDS = 24 * 3600.0  # also the window of "until Ctrl-C"
-MIN_SECONDS = 0.1
-LOG_LEVELS = ("debug", "info", "warn", "warning", "error", "fatal")
-FORMATS = ("table", "json", "csv")
-SORTS = ("calls", "errors", "name", "rate")
-ENGINES = ("auto", "bpf", "perf")
-COMMANDS = ("version", "diff", "install", "uninstall", "build-helper", "help")
 COMPLETE = "__complete"  # cobra's hidden command: the docker CLI asks plugins for completions
 
+# Examples and descriptions fit 80 columns: the docker CLI prints them as they are.
 EXAMPLES = """\
-examples:
-  docker spy web                      count until Ctrl-C, then print the table
-  docker spy web --duration 30s       count for 30 seconds
-  docker spy web db cache -d 10s      several containers, one column each
-  docker spy -f label=com.docker.compose.project=shop -d 10s   a whole compose project
-  docker spy web --interval 2s        a live view, like docker stats
-  docker spy --service api -d 30s     every task of a Swarm service, on every node
-  docker spy 3f2a1b --top 10          a unique id prefix works too; show the 10 busiest
-  docker spy web -d 5s --by-class     subtotals per class: file, network, process, ...
-  docker spy web -d 10s --latency     also the time spent in each syscall
+  docker spy web                    Count until Ctrl-C, then print the table
+  docker spy web -d 30s             Count for 30 seconds
+  docker spy web db cache -d 10s    Several containers, one column each
+  docker spy -f label=com.docker.compose.project=shop -d 10s
+                                    A whole compose project
+  docker spy web -i 2s              A live view, like docker stats
+  docker spy --service api -d 30s   Every task of a Swarm service, on its node
+  docker spy 3f2a1b --top 10        An id prefix; only the 10 busiest syscalls
+  docker spy web -d 5s --by-class   Subtotals per class: file, network, ...
+  docker spy web -d 10s --latency   Also the time spent in each syscall
   docker spy web -d 5s --format json | jq '.syscalls[0]'
-  docker spy web -d 5m --seccomp-profile web.json   a seccomp profile from what web did
-  docker spy web -d 1m --audit-profile default      what the default profile would deny
-  docker spy diff before.json after.json            compare two --format json reports
-  docker --context prod spy api -d 1m the engine of another context
-
-other commands: version, diff, install, uninstall, build-helper"""
-
-
-@dataclass(frozen=True)
-class SpyOptions:
-    containers: tuple[str, ...]
-    filters: tuple[str, ...]  # `docker ps` filters, KEY=VALUE
-    seconds: float | None  # None: until Ctrl-C
-    interval: float | None  # a live view, one frame (or JSON line) per interval
-    fmt: str
-    top: int | None
-    sort: str
-    all: bool
-    no_trunc: bool
-    by_class: bool
-    helper_image: str | None
-    privileged: bool
-    quiet: bool
-    seccomp_profile: str | None = None  # write a seccomp profile here
-    audit_profile: str | None = None  # a profile file, or "default"
-    engine: str = "auto"  # auto, bpf or perf
-    latency: bool = False  # also the time spent in each syscall (BPF)
-    services: tuple[str, ...] = ()  # Swarm services: every running task, on its node
+  docker spy web -d 5m --seccomp-profile web.json
+                                    A seccomp profile from what web did
+  docker spy web -d 1m --audit-profile default
+                                    What the default profile would deny
+  docker --context prod spy api -d 1m
+                                    The engine of another context"""
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but an error is one line and a UsageError."""
+LOGGING_FLAGS = (
+    Flag("debug", "Show debug logs (and tracebacks)", short="D"),
+    Flag("log-level", 'Set the logging level ("debug", "info", "warn", "error", "fatal") '
+                      '(default "warn")', short="l", kind="string", convert=one_of(*LOG_LEVELS)),
+)
 
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(message, f"see '{self.prog} --help'")
+SPY = Command(
+    "docker spy",
+    ("[OPTIONS] CONTAINER [CONTAINER...]", "[OPTIONS] --filter FILTER",
+     "[OPTIONS] --service SERVICE", "COMMAND"),
+    """\
+Count the system calls running containers make, per syscall: calls, failed
+calls, rate and share. A short-lived helper container on the same engine counts
+them in the kernel: with BPF where it can, else with perf.""",
+    (
+        Flag("all", "Show syscalls that were not called too", short="a"),
+        Flag("audit-profile", 'Also tell which observed syscalls this seccomp profile (a file, '
+                              'or "default") would deny; exit 3 if any', kind="string"),
+        Flag("by-class", "Group the syscalls by class (file, network, process, memory, signal, "
+                         "time, ipc, other) with subtotals"),
+        Flag("duration", "How long to count: 500ms, 30s, 2m, 1h; a bare number is seconds "
+                         "(default: until Ctrl-C)", short="d", kind="duration", convert=parse_duration),
+        Flag("engine", "How to count: bpf, perf, or auto (BPF where it can run, else perf)",
+             kind="string", default="auto", convert=one_of(*ENGINES)),
+        Flag("filter", "Spy the running containers that match, as docker ps --filter "
+                       "(e.g. label=com.docker.compose.project=shop)",
+             short="f", kind="filter", repeat=True),
+        Flag("format", 'Output format: table, json or csv (default "table")', kind="string",
+             convert=one_of(*FORMATS)),
+        Flag("helper-image", "Run this helper image instead of docker-spy-helper:VERSION",
+             kind="string"),
+        Flag("interval", "A live view: redraw the table (on a terminal) or print one JSON "
+                         "line every interval", short="i", kind="duration", convert=parse_duration),
+        Flag("latency", "Also the time spent in each syscall: total, average, longest (BPF "
+                        "engine)"),
+        Flag("no-trunc", "Do not truncate container ids and names"),
+        Flag("privileged", "Run the helper privileged, for hosts where CAP_SYS_ADMIN is not "
+                           "enough"),
+        Flag("quiet", "No progress messages", short="q"),
+        Flag("seccomp-profile", "Also write to this file a seccomp profile allowing what was "
+                                "observed (plus what any container needs to start)",
+             kind="string"),
+        Flag("service", "Spy every running task of this Swarm service, on whichever node it "
+                        "runs (on a manager; repeat it for several services)",
+             kind="string", repeat=True),
+        Flag("sort", "Order of the rows: calls, errors, name or rate", kind="string",
+             default="calls", convert=one_of(*SORTS)),
+        Flag("top", "Show only the first N syscalls", kind="int", convert=positive),
+        Flag("version", "Print version information and quit", short="v"),
+        *LOGGING_FLAGS,
+    ),
+    examples=EXAMPLES,
+    commands=(
+        ("build-helper", "Build the helper image on the engine"),
+        ("diff", "Compare two reports printed by --format json"),
+        ("install", "Install this docker-spy as a docker CLI plugin"),
+        ("uninstall", "Remove the plugin that install made"),
+        ("version", "Show the docker spy version information"),
+    ),
+)
+
+SUBCOMMANDS = {
+    "version": Command(
+        "docker spy version", ("[OPTIONS]",), "Show the docker spy version information",
+        (Flag("format", "Format the output: pretty or json", short="f", kind="string",
+              default="pretty", convert=one_of("pretty", "json")),
+         Flag("short", "Print only the version number"), *LOGGING_FLAGS),
+        max_args=0),
+    "diff": Command(
+        "docker spy diff", ("[OPTIONS] BEFORE AFTER",), """\
+Compare two reports printed by `docker spy ... --format json`: two windows of
+one container, or two containers. Either report may be - (stdin).""",
+        (Flag("format", "Output format: table or json", kind="string", default="table",
+              convert=one_of("table", "json")),
+         Flag("sort", "Order of the rows: change (the largest first), name or calls",
+              kind="string", default="change", convert=one_of(*DIFF_SORTS)),
+         Flag("top", "Show only the first N syscalls", kind="int", convert=positive),
+         *LOGGING_FLAGS),
+        min_args=2, max_args=2),
+    "build-helper": Command(
+        "docker spy build-helper", ("[OPTIONS]",), """\
+Build the helper image (docker-spy-helper:VERSION) on the engine of the current
+context, from the Dockerfile this docker spy carries.""", LOGGING_FLAGS, max_args=0),
+    "install": Command(
+        "docker spy install", ("[OPTIONS]",), """\
+Install this docker-spy as a docker CLI plugin, in the cli-plugins folder of
+the docker CLI's configuration.""", LOGGING_FLAGS, max_args=0),
+    "uninstall": Command(
+        "docker spy uninstall", ("[OPTIONS]",), "Remove the plugin that install made",
+        LOGGING_FLAGS, max_args=0),
+}
 
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+def terminal_width() -> int:
+    """As the docker CLI sizes its help: stdin's terminal, else 80 columns."""
+    try:
+        return os.get_terminal_size(0).columns or 80
+    except OSError:
+        return 80
 
 
-def parse_duration(text: str) -> float:
-    """`500ms`, `30s`, `2m`, `1h`, `1m30s` or plain seconds -> seconds."""
-    value = text.strip()
-    if re.fullmatch(r"\d+(\.\d*)?", value):
-        seconds = float(value)
-    elif value and re.fullmatch(rf"(?:{_DURATION_PART.pattern})+", value):
-        seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(value))
-    else:
-        raise UsageError(f"invalid duration {text!r}", "use e.g. 500ms, 30s, 2m or 1h")
-    if not MIN_SECONDS <= seconds <= MAX_SECONDS:
-        raise UsageError(f"duration {text!r} is out of range", "from 100ms to 24h")
-    return seconds
-
-
-def positive(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-    return int(text)
-
-
-def add_logging_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-D", "--debug", action="store_true", help="show debug logs (and tracebacks)")
-    parser.add_argument("-l", "--log-level", choices=LOG_LEVELS, help="log level (default: warning)")
-
-
-def spy_parser(prog: str) -> argparse.ArgumentParser:
-    parser = OneLineParser(
-        prog=prog, usage=f"{prog} [OPTIONS] CONTAINER [CONTAINER...] | --service SERVICE",
-        description="Count the system calls running containers make, per syscall: calls, "
-                    "failed calls, rate and share. A short-lived helper container on the same "
-                    "engine counts them in the kernel: with BPF where it can, else with perf.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+def spy_options(values: dict[str, Value], args: Sequence[str]) -> SpyOptions:
+    """`docker spy`'s flag values and arguments -> SpyOptions, or the UsageError a
+    combination of them makes."""
+    containers, filters, services = tuple(args), tuple(values["filter"]), tuple(values["service"])  # type: ignore[arg-type]
+    if not containers and not filters and not services:
+        raise ArgsError(SPY, "docker: 'docker spy' requires at least 1 argument", "See")
+    if services and (containers or filters):
+        raise UsageError("--service counts a service's tasks: name no container and no --filter with it")
+    opts = SpyOptions(
+        containers=containers, filters=filters, seconds=values["duration"],  # type: ignore[arg-type]
+        interval=values["interval"], fmt=values["format"] or "table",  # type: ignore[arg-type]
+        fmt_given=values["format"] is not None, top=values["top"],  # type: ignore[arg-type]
+        sort=values["sort"], all=values["all"], no_trunc=values["no_trunc"],  # type: ignore[arg-type]
+        by_class=values["by_class"], helper_image=values["helper_image"],  # type: ignore[arg-type]
+        privileged=values["privileged"], quiet=values["quiet"],  # type: ignore[arg-type]
+        seccomp_profile=values["seccomp_profile"], audit_profile=values["audit_profile"],  # type: ignore[arg-type]
+        engine=values["engine"], latency=values["latency"], services=services,  # type: ignore[arg-type]
     )
-    parser.add_argument("containers", nargs="*", metavar="CONTAINER",
-                        help="container name, id, or unique id prefix")
-    parser.add_argument("-f", "--filter", action="append", default=[], metavar="FILTER",
-                        help="spy the running containers that match, as docker ps --filter "
-                             "(e.g. label=com.docker.compose.project=shop, name=api)")
-    parser.add_argument("--service", action="append", default=[], metavar="SERVICE",
-                        help="spy every running task of this Swarm service, on whichever node it "
-                             "runs (on a Swarm manager; repeat it for several services)")
-    parser.add_argument("-d", "--duration", type=str, default=None, metavar="DURATION",
-                        help="how long to count: 500ms, 30s, 2m, 1h (default: until Ctrl-C)")
-    parser.add_argument("-i", "--interval", type=str, default=None, metavar="DURATION",
-                        help="a live view: redraw (on a terminal) or print one JSON line "
-                             "every DURATION")
-    parser.add_argument("--format", choices=FORMATS, default="table",
-                        help="output format (default: table)")
-    parser.add_argument("--top", type=positive, metavar="N", help="show only the first N syscalls")
-    parser.add_argument("--sort", choices=SORTS, default="calls",
-                        help="order of the rows (default: calls)")
-    parser.add_argument("-a", "--all", action="store_true",
-                        help="show syscalls that were not called too")
-    parser.add_argument("--no-trunc", action="store_true",
-                        help="do not shorten container ids and names")
-    parser.add_argument("--latency", action="store_true",
-                        help="also the time spent in each syscall: total, average, longest (BPF)")
-    parser.add_argument("--engine", choices=ENGINES, default="auto",
-                        help="how to count: bpf, perf, or auto (bpf where it can run, else perf; "
-                             "default)")
-    parser.add_argument("--by-class", action="store_true",
-                        help="group the syscalls by class (file, network, process, memory, "
-                             "signal, time, ipc, other) with subtotals")
-    parser.add_argument("--seccomp-profile", metavar="FILE",
-                        help="also write a Docker seccomp profile allowing what was observed "
-                             "(plus what any container needs to start)")
-    parser.add_argument("--audit-profile", metavar="PROFILE",
-                        help="also tell which observed syscalls PROFILE (a seccomp profile file, "
-                             "or default) would deny; exit 3 if any")
-    parser.add_argument("--helper-image", metavar="IMAGE",
-                        help="run this helper image instead of docker-spy-helper:VERSION")
-    parser.add_argument("--privileged", action="store_true",
-                        help="run the helper privileged, for hosts where CAP_SYS_ADMIN is not enough")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
-    add_logging_options(parser)
-    parser.add_argument("-v", "--version", action="version", version=f"docker spy {__version__}")
-    return parser
+    if opts.services and opts.interval is not None:
+        raise UsageError("--interval is not yet there with --service",
+                         "the report comes at the end of the window, or at Ctrl-C")
+    if opts.latency and opts.engine == "perf":
+        raise UsageError("--latency needs the BPF engine", "leave --engine perf out")
+    if opts.interval is not None and opts.seconds is not None and opts.interval > opts.seconds:
+        raise UsageError("--interval is longer than --duration")
+    if opts.interval is not None and opts.fmt == "csv":
+        raise UsageError("--interval prints a live table or JSON lines, not CSV")
+    return opts
 
 
 # --- the docker CLI's global flags, which it passes before the plugin's name ------------------
@@ -200,56 +223,13 @@ def split_global(argv: Sequence[str]) -> tuple[dict[str, object], list[str]]:
     return found, args
 
 
-def to_stderr(text: str) -> None:
-    """Text on stderr, as best effort: a reader of stderr that left (`2>&1 | head -1`) must
-    not stop a run halfway, with a helper still to remove; later text then goes nowhere."""
-    try:
-        sys.stderr.write(text)
-        sys.stderr.flush()
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
-
-
-class _Stderr:
-    """Whatever sys.stderr is when a line is logged (tests swap it), not at set-up."""
-
-    def write(self, text: str) -> int:
-        to_stderr(text)
-        return len(text)
-
-    def flush(self) -> None:
-        pass  # to_stderr flushes
-
-
-def setup_logging(level: str) -> None:
-    """structlog to stderr, once; modules only ask for a logger."""
-    import logging
-
-    import structlog
-
-    name = {"warn": "warning", "fatal": "critical"}.get(level, level)
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="%H:%M:%S", utc=False),
-            structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, name.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),
-        cache_logger_on_first_use=True,
-    )
+# The docker CLI plugin metadata, printed as is: the docker-spy front (sh) prints this file
+# without starting Python, and so does the front `docker-spy install` writes for pip installs.
+METADATA = Path(__file__).with_name("plugin-metadata.json")
 
 
 def metadata() -> dict[str, str]:
-    return {"SchemaVersion": "0.1.0", "Vendor": "docker spy", "Version": __version__,
-            "ShortDescription": SHORT_DESCRIPTION, "URL": URL}
-
-
-def progress_printer(quiet: bool) -> Callable[[str], None]:
-    def show(text: str) -> None:
-        if not quiet:
-            to_stderr(text + "\n")
-    return show
+    return dict(json.loads(METADATA.read_text()))
 
 
 def threading_is_main() -> bool:
@@ -289,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     exiting = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["docker-cli-plugin-metadata"]:
-        print(json.dumps(metadata(), indent=2))
+        sys.stdout.write(METADATA.read_text())
         return ExitStatus.OK
     debug = False
     interrupts = Interrupts()
@@ -297,12 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         global_flags, args = split_global(argv)
         debug = bool(global_flags.get("debug"))
-        # structlog's console renderer imports rich and pygments where they happen to be
-        # installed, for tracebacks docker spy never shows: ~0.15 s of every start.
-        sys.modules.setdefault("rich", None)  # type: ignore[arg-type]
-        from . import commands  # the heavy imports start here
-
-        return commands.dispatch(global_flags, args, interrupts)
+        return _dispatch(global_flags, args, interrupts)
     except SpyError as e:
         to_stderr(e.line() + "\n")
         if debug or "--debug" in argv or "-D" in argv:
@@ -326,6 +301,50 @@ def main(argv: Sequence[str] | None = None) -> int:
                 signal.signal(sig, signal.SIG_IGN)
         elif restore is not None:
             restore()
+
+
+def _dispatch(global_flags: dict[str, object], args: list[str], interrupts: Interrupts) -> int:
+    """Help and version answer here, before any heavy import; the rest goes to commands."""
+    if args[:1] == ["help"]:
+        wanted = SUBCOMMANDS.get(args[1], SPY) if len(args) > 1 else SPY
+        sys.stdout.write(help_text(wanted, terminal_width()))
+        return ExitStatus.OK
+    if args[:1] == [COMPLETE]:
+        return _commands().complete(global_flags, args[1:])
+    name = args[0] if args and args[0] in SUBCOMMANDS else ""
+    command = SUBCOMMANDS[name] if name else SPY
+    try:
+        values, positional = parse(command, args[1:] if name else args)
+    except HelpWanted as wanted:
+        sys.stdout.write(help_text(wanted.command, terminal_width()))
+        return ExitStatus.OK
+    if name:
+        check_args(command, positional)
+    elif values["version"]:
+        name = "version"
+    if name == "version":
+        return version(str(values.get("format") or "pretty"), bool(values.get("short")))
+    opts = None if name else spy_options(values, positional)
+    return _commands().run(global_flags, name, values, positional, opts, interrupts)
+
+
+def _commands():  # type: ignore[no-untyped-def]
+    # structlog's console renderer imports rich and pygments where they happen to be
+    # installed, for tracebacks docker spy never shows: ~0.15 s of every start.
+    sys.modules.setdefault("rich", None)  # type: ignore[arg-type]
+    from . import commands  # the heavy imports start here
+
+    return commands
+
+
+def version(fmt: str, short: bool) -> int:
+    if short:
+        print(__version__)
+    elif fmt == "json":
+        print(json.dumps({"version": __version__}))
+    else:
+        print(f"docker spy version {__version__}")
+    return ExitStatus.OK
 
 
 def plugin_link(config: str | None) -> Path:

@@ -8,7 +8,9 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from . import daemon, target
-from .cli import COMMANDS, FORMATS, LOG_LEVELS, PLUGIN_NAME, SORTS, spy_parser
+from .cli import PLUGIN_NAME, SPY, SUBCOMMANDS
+from .options import FORMATS, LOG_LEVELS, SORTS
+from .usage import Flag
 
 # cobra's ShellCompDirective bits
 DEFAULT = 0  # the shell may complete file names too
@@ -20,6 +22,10 @@ FILTER_KEYS = ("label=", "name=", "id=", "ancestor=", "network=", "volume=", "st
 FIXED = {"--format": FORMATS, "--sort": SORTS, "-l": LOG_LEVELS, "--log-level": LOG_LEVELS,
          "-d": DURATIONS, "--duration": DURATIONS, "-i": ("1s", "2s", "5s"),
          "--interval": ("1s", "2s", "5s")}
+
+
+def _spellings(flag: Flag) -> tuple[str, ...]:
+    return (f"--{flag.name}", f"-{flag.short}") if flag.short else (f"--{flag.name}",)
 
 
 def container_names(globals_: daemon.GlobalOptions) -> list[str]:
@@ -34,8 +40,7 @@ def candidates(words: Sequence[str], current: str,
                names: Callable[[], list[str]]) -> tuple[list[str], int]:
     """What may come at `current` after `words`, and cobra's directive; `names` lists the
     running containers (asked only when they can come next)."""
-    actions = spy_parser("docker spy")._actions
-    value_flags = {o for a in actions if a.nargs != 0 for o in a.option_strings}
+    value_flags = {o for f in SPY.flags if f.kind != "bool" for o in _spellings(f)}
     previous = words[-1] if words else ""
     if previous in FIXED:
         return [v for v in FIXED[previous] if v.startswith(current)], NO_FILES
@@ -48,13 +53,13 @@ def candidates(words: Sequence[str], current: str,
     if words and words[0] == "diff":
         return [], DEFAULT  # two report files
     if current.startswith("-"):
-        flags = sorted(o for a in actions for o in a.option_strings if o.startswith("--"))
+        flags = sorted(f"--{f.name}" for f in SPY.flags)
         return [f for f in flags if f.startswith(current)], NO_FILES
     positional = [w for i, w in enumerate(words)
                   if not w.startswith("-") and not (i and words[i - 1] in value_flags)]
     found = [n for n in names() if n.startswith(current) and n not in positional]
     if not positional:
-        found += [c for c in COMMANDS if c.startswith(current) and c != "help"]
+        found += [c for c in SUBCOMMANDS if c.startswith(current)]
     return found, NO_FILES
 
 

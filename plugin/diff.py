@@ -30,7 +30,6 @@ from .report import (
     errno_order,
 )
 
-DIFF_SORTS = ("change", "name", "calls")
 MAX_BYTES = 16 << 20
 MAX_TARGETS = 1024
 MIN_SECONDS = 1e-6  # keeps calls / seconds finite for every count

@@ -8,7 +8,7 @@ from enum import IntEnum
 class ExitStatus(IntEnum):
     OK = 0
     ERROR = 1  # an expected failure: the target, the engine, the helper
-    USAGE = 2  # the command line is wrong
+    USAGE = 125  # the command line is wrong (the docker CLI's own status for it)
     DENIED = 3  # --audit-profile: the profile would deny an observed syscall
     PARTIAL = 4  # --service: a node gave no report; the others are shown
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)

@@ -22,18 +22,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
-from . import __version__, report
+from . import __version__, logs, report
 from .errors import DaemonError, HelperError, InterruptedEarly, SpyError, TargetError
 from .helper_image import LABEL_ROLE, LABEL_VERSION
 from .interrupts import Interrupts, in_background
 from .launcher import EXPIRY_SLACK_SECONDS, LABEL_EXPIRES, SLACK_SECONDS
+from .notices import say, warn
 
 if TYPE_CHECKING:
     import docker
 
-log = structlog.get_logger(__name__)
+log = logs.get_logger(__name__)
 API = (1, 41)  # jobs, CapabilityAdd: Docker 20.10
 JOB_ROLE = "helper-job"
 TASK_ROLE = "helper-task"
@@ -300,7 +299,7 @@ def run(client: docker.DockerClient, job: Job, interrupts: Interrupts,
                 if not parts.latest:
                     raise InterruptedEarly(first) from None
                 interrupt = first
-                log.warning("interrupted: the report of what the helpers counted so far")
+                say("Stopping the count: the report of what the helpers counted so far follows")
                 break
             if line is None:
                 break
@@ -345,7 +344,7 @@ def _remove(service: Any) -> None:
     except docker.errors.NotFound:
         pass
     except docker.errors.DockerException as e:
-        log.warning("could not remove the helper job", service=service.name, error=str(e))
+        warn(f"could not remove the helper job {service.name} (docker service rm {service.name}): {e}")
 
 
 def remove_leftover_jobs(client: docker.DockerClient, now: float) -> list[str]:
@@ -366,7 +365,7 @@ def remove_leftover_jobs(client: docker.DockerClient, now: float) -> list[str]:
         except ValueError:
             expired = True
         if expired:
-            log.warning("removing a helper job an earlier run left behind", service=job.name)
+            warn(f"removing a helper job an earlier run left behind: {job.name}")
             _remove(job)
             removed.append(job.name)
     return removed

@@ -9,9 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import structlog
-
-from . import __version__
+from . import __version__, logs
 from .errors import DaemonError, HelperImageError
 
 if TYPE_CHECKING:
@@ -24,7 +22,7 @@ LABEL_CONTEXT = "io.docker-spy.context"
 ROLE = "helper"
 HELPER_FILES = ("*.py", "bpf/spy.bpf.o", "tables/*.h")
 
-log = structlog.get_logger(__name__)
+log = logs.get_logger(__name__)
 
 
 def default_tag() -> str:

@@ -18,12 +18,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
-from . import __version__
+from . import __version__, logs
 from .errors import DaemonError, HelperError, InterruptedEarly
 from .helper_image import LABEL_ROLE, LABEL_VERSION
 from .interrupts import Interrupts
+from .notices import say, warn
 from .report import MAX_DOCUMENT_BYTES, SCHEMA
 from .target import Target
 
@@ -43,7 +42,7 @@ STDOUT, STDERR = 1, 2
 FRAME_HEADER = struct.Struct(">BxxxL")
 INTERVAL_PREFIX = b'{"schema":%d,"kind":"interval"' % SCHEMA
 
-log = structlog.get_logger(__name__)
+log = logs.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -300,6 +299,7 @@ def _run(client: docker.DockerClient, spec: HelperRun, on_event: Callable[[dict]
         session = _Session(sock, lambda: _answers(client), interrupts)
         container.start()
         started = True
+        log.debug("helper started")
 
         def event(e: dict) -> None:
             if e["event"] == "counting":
@@ -309,13 +309,15 @@ def _run(client: docker.DockerClient, spec: HelperRun, on_event: Callable[[dict]
         on_event({"event": "started"})
         deadline = spec.seconds + SLACK_SECONDS
         try:
-            return session.read_document(deadline, event, on_interval), None
+            document = session.read_document(deadline, event, on_interval)
+            log.debug("report received", size=len(document))
+            return document, None
         except KeyboardInterrupt as interrupt:
             session.send(b"stop\n")
             if not counting:
                 raise
             # First Ctrl-C: end the window now and still show what was counted.
-            log.warning("interrupted: stopping the count (again to quit at once)")
+            say("Stopping the count: the report follows (Ctrl-C again to quit at once)")
             return session.read_document(SLACK_SECONDS, event, on_interval), interrupt
     except docker.errors.APIError as e:
         raise HelperError(f"the helper could not start: {e.explanation}",
@@ -357,7 +359,7 @@ def remove_leftovers(client: docker.DockerClient, now: float) -> list[str]:
         never_started = helper.status == "created" and _age(helper, now) > CREATED_GRACE_S
         if not expired and not never_started and helper.status not in ("exited", "dead"):
             continue  # running, or being started by a run going on now
-        log.warning("removing a helper an earlier run left behind", container=helper.name)
+        warn(f"removing a helper an earlier run left behind: {helper.name}")
         _remove(helper)
         removed.append(helper.name)
     return removed
@@ -385,6 +387,6 @@ def _remove(container: Any) -> None:
         pass
     except docker.errors.APIError as e:
         if e.status_code != 409:  # 409: the engine is removing it already (AutoRemove)
-            log.warning("could not remove the helper", container=container.name, error=str(e))
+            warn(f"could not remove the helper {container.name} (docker rm -f {container.name}): {e}")
     except docker.errors.DockerException as e:
-        log.warning("could not remove the helper", container=container.name, error=str(e))
+        warn(f"could not remove the helper {container.name} (docker rm -f {container.name}): {e}")

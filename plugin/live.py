@@ -5,18 +5,21 @@ line on stderr during a fixed window. Output goes to the streams handed in.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from tabulate import tabulate
-
 from . import render, report
 from .report import SyscallCount, TargetInfo
 
-CLEAR = "\x1b[H\x1b[2J"  # cursor home, clear the screen: what docker stats does
+# As docker stats redraws: the screen cleared once, then each frame from the top left, every
+# line cleared to its end and the screen below the frame cleared, so that frames are drawn over
+# each other and none goes to a terminal's scrollback.
+CLEAR = "\x1b[2J\x1b[H"
+HOME, CLEAR_LINE, CLEAR_BELOW = "\x1b[H", "\x1b[K", "\x1b[J"
 ERASE_LINE = "\r\x1b[K"
 PROGRESS_EVERY_S = 1.0
 
@@ -40,9 +43,9 @@ class Totals:
     def __post_init__(self) -> None:
         self.so_far = [() for _ in self.targets]
 
-    def add(self, raw: bytes) -> report.Interval:
+    def add(self, raw: bytes, latency: bool = False) -> report.Interval:
         interval = report.interval_from_helper(raw, pids=[t.pid for t in self.targets],
-                                               previous=self.seconds)
+                                               previous=self.seconds, latency=latency)
         self.so_far = [report.summed([before, now])
                        for before, now in zip(self.so_far, interval.targets, strict=True)]
         self.last_seconds = interval.seconds - self.seconds
@@ -91,51 +94,77 @@ def document(totals: Totals, top: int | None = None) -> dict[str, Any]:
     }
 
 
-def frame(totals: Totals, view: render.View, height: int) -> str:
-    """The live table: the busiest syscalls of the last interval that fit `height` lines."""
-    rows = totals.rows()
-    if view.sort == "name":
-        rows.sort(key=lambda r: r["name"])
-    elif view.sort == "errors":
-        rows.sort(key=lambda r: (-r["errors"], -r["calls"], r["name"]))
-    limit = max(1, height - 5)
-    shown = rows[:min(limit, view.top or limit)]
-    total = totals.total_calls
-    top_rate = max((r["interval_calls"] for r in shown), default=0)
-    names = ", ".join(render.short(t.name, view) for t in totals.targets)
-    head = (f"{names}: {total:,} syscalls in {totals.seconds:.1f} s, "
-            f"{sum(r['interval_calls'] for r in rows) / (totals.last_seconds or 1):,.0f}/s "
-            f"in the last {totals.last_seconds:.1f} s")
-    body = [[r["name"], f"{r['calls_per_second']:,.1f}", f"{r['calls']:,}", f"{r['errors']:,}",
-             f"{100 * r['calls'] / (total or 1):.1f}%",
-             render.bar(r["interval_calls"] / top_rate) if top_rate and view.bars else ""]
-            for r in shown]
-    table = tabulate(body, headers=["SYSCALL", "CALLS/S", "CALLS", "ERRORS", "SHARE", ""],
-                     tablefmt="simple", disable_numparse=True,
-                     colalign=("left", "right", "right", "right", "right", "left"))
-    return head + "\n\n" + "\n".join(line.rstrip() for line in table.splitlines())
+def so_far(totals: Totals, engine: str, latency: bool, window: float | None) -> report.Report:
+    """The intervals so far as a Report, so that a frame has the final table's columns."""
+    targets = tuple(report.TargetCounts(info, report.by_calls(rows))
+                    for info, rows in zip(totals.targets, totals.so_far, strict=True))
+    return report.Report(targets=targets, window=report.Window(window, totals.seconds, ""),
+                         host=report.Host("", "", 0, 0, "", ""), syscalls=report.summed(totals.so_far),
+                         partial=False, engine=engine, latency=latency)
+
+
+def hidden_by_top(rep: report.Report, view: render.View) -> int:
+    """Rows --top leaves out: of the table, or under each class with --by-class."""
+    if view.top is None:
+        return 0
+    every = render.rows(rep.syscalls, dataclasses.replace(view, top=None))
+    if not view.by_class:
+        return len(every) - len(every[:view.top])
+    return sum(max(0, len(members) - view.top) for members in render.by_class(every).values())
+
+
+def fit(table: str, height: int, hidden: int = 0) -> str:
+    """render.table's text cut to `height` lines: the title, header and total kept, body rows
+    cut from the bottom, and `... and N more` saying how many rows are not shown."""
+    lines = table.split("\n")
+    rule = lines[3]
+    last_rule = max(i for i, line in enumerate(lines) if i > 3 and line == rule)
+    head, body, tail = lines[:4], lines[4:last_rule], lines[last_rule:]
+    room = max(1, height - 1 - len(head) - len(tail) - 1)  # a line for the shell, one for "more"
+    more = hidden
+    if len(body) > room:
+        more += len(body) - room
+        body = body[:room]
+    if more:
+        body.append(f"... and {more} more")
+    return "\n".join(head + body + tail)
+
+
+def frame(totals: Totals, view: render.View, height: int, engine: str = "perf",
+          latency: bool = False, window: float | None = None) -> str:
+    """A live table: the final table's columns and order, for the counts so far, fit to
+    `height` lines."""
+    rep = so_far(totals, engine, latency, window)
+    return fit(render.table(rep, view), height, hidden_by_top(rep, view))
 
 
 class Display:
-    """Where the intervals go: `mode` is "frames" (a terminal), "lines" (JSON lines),
-    "progress" (a line on stderr) or "none"."""
+    """Where the intervals go: `mode` is "frames" (a terminal), "tables" (--format table, not a
+    terminal: one plain table per interval), "lines" (JSON lines), "progress" (a line on
+    stderr) or "none"."""
 
     def __init__(self, totals: Totals, mode: str, view: render.View, out: TextIO, err: TextIO,
-                 window: float | None = None) -> None:
+                 window: float | None = None, latency: bool = False) -> None:
         self.totals, self.mode, self.view, self.out, self.err = totals, mode, view, out, err
-        self.window = window
+        self.window, self.latency = window, latency
+        self.engine = "perf"  # until the helper says which engine counts
         self.drawn = False
 
+    def counting_with(self, engine: str) -> None:
+        self.engine = engine if engine in report.ENGINES else self.engine
+
     def __call__(self, raw: bytes) -> None:
-        self.totals.add(raw)
+        self.totals.add(raw, latency=self.latency and self.engine == "bpf")
         if self.mode == "lines":
             self.out.write(json.dumps(document(self.totals, self.view.top), separators=(",", ":")) + "\n")
             self.out.flush()
         elif self.mode == "frames":
-            height = shutil.get_terminal_size().lines
-            self.out.write(CLEAR + frame(self.totals, self.view, height) + "\n")
+            self.draw(frame(self.totals, self.view, shutil.get_terminal_size().lines, self.engine,
+                            self.latency and self.engine == "bpf", self.window))
+        elif self.mode == "tables":
+            rep = so_far(self.totals, self.engine, self.latency and self.engine == "bpf", self.window)
+            self.out.write(render.table(rep, self.view) + "\n\n")
             self.out.flush()
-            self.drawn = True
         elif self.mode == "progress":
             window = f" / {self.window:g} s" if self.window else ""
             self.err.write(f"{ERASE_LINE}counting: {self.totals.seconds:.0f} s{window}, "
@@ -143,10 +172,17 @@ class Display:
             self.err.flush()
             self.drawn = True
 
+    def draw(self, text: str) -> None:
+        """Over the frame before, from the top left: the screen is cleared once, at the first."""
+        lines = text.split("\n")
+        self.out.write((HOME if self.drawn else CLEAR) + "".join(line + CLEAR_LINE + "\n" for line in lines)
+                       + CLEAR_BELOW)
+        self.out.flush()
+        self.drawn = True
+
     def close(self) -> None:
-        """Before the final report: the last frame or progress line makes way for it."""
-        if not self.drawn:
-            return
-        stream = self.out if self.mode == "frames" else self.err
-        stream.write(CLEAR if self.mode == "frames" else ERASE_LINE)
-        stream.flush()
+        """Before the final report: the progress line makes way for it (a frame is drawn over
+        by the report itself, through draw)."""
+        if self.drawn and self.mode == "progress":
+            self.err.write(ERASE_LINE)
+            self.err.flush()

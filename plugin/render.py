@@ -7,17 +7,29 @@ import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from tabulate import tabulate
-
-from .diff import Change, Count, Diff, Snapshot, ordered
 from .report import MIN_RATE_SECONDS, Report, SyscallCount, has_rates, to_document
+
+if TYPE_CHECKING:
+    from .diff import Change, Count, Diff, Snapshot
 
 CSV_HEADER = ("container", "syscall", "calls", "errors", "calls_per_second", "share_percent")
 WHY_PARTIAL = {"interrupted": "interrupted", "target-exited": "the container stopped",
                "helper-stopped": "the helper was stopped"}
 BAR_WIDTH = 20
+
+
+def tabulate(*args: Any, **kwargs: Any) -> str:
+    """tabulate's, imported when a table is drawn (or warmed up: see `warm`), not at start."""
+    from tabulate import tabulate as draw
+
+    return str(draw(*args, **kwargs))
+
+
+def warm() -> None:
+    """Import what drawing a table takes, while the helper counts rather than after."""
+    import tabulate  # noqa: F401
 EIGHTHS = " ▏▎▍▌▋▊▉█"
 NAME_WIDTH = 16  # a container's name as a column heading, unless --no-trunc
 
@@ -161,6 +173,11 @@ def _body(report: Report, view: View) -> list[list[str]]:
     return body
 
 
+# Below a --latency table: TIME sums threads and processes that run at once, so a 3 s window
+# can hold 5.7 s of it.
+LATENCY_NOTE = "TIME is summed over every process and thread, so it can exceed the window."
+
+
 def table(report: Report, view: View = View()) -> str:
     headers = ["CLASS", "SYSCALL"] if view.by_class else ["SYSCALL"]
     if len(report.targets) > 1:
@@ -185,6 +202,8 @@ def table(report: Report, view: View = View()) -> str:
     # A rule above the total line, as wide as the table.
     lines = [line.rstrip() for line in text.splitlines()]
     lines.insert(len(lines) - 1, lines[1])
+    if report.latency:
+        lines += ["", LATENCY_NOTE]
     return title(report, view) + "\n\n" + "\n".join(lines)
 
 
@@ -318,6 +337,8 @@ def write_diff(diff: Diff, fmt: str, stream: TextIO, *, top: int | None = None,
     """The diff as a table or JSON; top and sort choose the rows, never the totals."""
     if top is not None and top < 0:
         raise ValueError("top must not be negative")
+    from .diff import ordered
+
     rows = ordered(list(diff.syscalls), sort)[:top]
     if fmt == "json":
         stream.write(json.dumps(diff_document(diff, rows), indent=2) + "\n")

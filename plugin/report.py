@@ -306,8 +306,10 @@ def _targets(doc: dict[str, Any], pids: Sequence[int | str]) -> list[Any]:
     return targets
 
 
-def interval_from_helper(raw: bytes, *, pids: Sequence[int], previous: float) -> Interval:
-    """An `interval` document, checked to be about these PIDs and to come after `previous`."""
+def interval_from_helper(raw: bytes, *, pids: Sequence[int], previous: float,
+                         latency: bool = False) -> Interval:
+    """An `interval` document, checked to be about these PIDs and to come after `previous`;
+    its rows carry errnos (BPF) and, with `latency`, times, as a report's do."""
     doc = decode(raw)
     if doc["kind"] != "interval":
         raise _bad("an interval was expected")
@@ -318,7 +320,8 @@ def interval_from_helper(raw: bytes, *, pids: Sequence[int], previous: float) ->
     return Interval(
         index=CHECK.integer(doc, "index", "interval."),
         seconds=seconds,
-        targets=tuple(tuple(_rows(t, "syscalls", f"targets[{i}]")) for i, t in enumerate(targets)),
+        targets=tuple(tuple(_rows(t, "syscalls", f"targets[{i}]", latency=latency))
+                      for i, t in enumerate(targets)),
     )
 
 

@@ -45,8 +45,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from tabulate import tabulate
-
+from . import render
 from .report import SYSCALL_NAME
 from .seccomp_profile import (
     DEFAULT,
@@ -259,11 +258,16 @@ def write_audit(result: AuditResult, fmt: str, stream: TextIO) -> None:
         stream.write(audit_title(result) + "\n")
         shown = [v for v in result.verdicts if v.verdict != "allowed"]
         if shown:
+            # WHEN says on what a conditional verdict depends: a column only where one is shown.
+            when = any(v.when for v in shown)
             rows = [(v.name if v.name == v.seccomp_name else f"{v.name} ({v.seccomp_name})",
-                     f"{v.calls:,}", v.verdict, _action_text(v), v.when) for v in shown]
-            stream.write("\n" + tabulate(rows, headers=AUDIT_HEADERS, tablefmt="simple",
+                     f"{v.calls:,}", v.verdict, _action_text(v), *([v.when] if when else []))
+                    for v in shown]
+            headers = AUDIT_HEADERS if when else AUDIT_HEADERS[:-1]
+            stream.write("\n" + render.tabulate(rows, headers=headers, tablefmt="simple",
                                          disable_numparse=True,
-                                         colalign=("left", "right", "left", "left", "left")) + "\n")
+                                         colalign=("left", "right", "left", "left", "left")[:len(headers)])
+                         + "\n")
     else:
         raise ValueError(f"unknown audit format: {fmt!r}")
     stream.flush()

@@ -14,17 +14,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
-from . import daemon, fleet, helper_image, launcher, live, render, report, target
-from .cli import MAX_SECONDS, SpyOptions, progress_printer
+from . import daemon, helper_image, launcher, live, logs, render, report, target
 from .errors import ExitStatus, InterruptedEarly, interrupt_status
 from .interrupts import Interrupts, in_background
+from .notices import progress_printer, warn
+from .options import MAX_SECONDS, SpyOptions
 
 if TYPE_CHECKING:
     import docker
 
-log = structlog.get_logger(__name__)
+    from . import fleet
+
+log = logs.get_logger(__name__)
 COST_WARNING = 0.01  # of the host's CPU time: above it, docker spy says what it cost
 SLOW_START_S = 2.0  # a start that takes longer says what it waits for
 WAITING = {  # what a start waits for, by the last thing that happened
@@ -48,7 +49,11 @@ class Plan:
 
 def _display_mode(opts: SpyOptions) -> str:
     if opts.interval is not None:
-        return "frames" if opts.fmt == "table" and sys.stdout.isatty() else "lines"
+        if opts.fmt == "table" and sys.stdout.isatty():
+            return "frames"
+        # Not a terminal: JSON lines, unless a table was asked for by name (as docker stats
+        # prints plain tables to a pipe).
+        return "tables" if opts.fmt_given and opts.fmt == "table" else "lines"
     if opts.seconds is not None and not opts.quiet and sys.stderr.isatty():
         return "progress"
     return "none"
@@ -65,10 +70,13 @@ def plan(globals_: daemon.GlobalOptions, opts: SpyOptions) -> Plan:
         profile = seccomp.load_profile(opts.audit_profile) if opts.audit_profile else None
         if opts.seccomp_profile:
             seccomp.check_destination(opts.seccomp_profile)
+    log.debug("connecting to the engine")
     client = daemon.connect(globals_)
     view = render.View(opts.fmt, opts.top, opts.sort, opts.all, opts.no_trunc, opts.by_class)
     seconds = opts.seconds if opts.seconds is not None else MAX_SECONDS
     if opts.services:
+        from . import fleet  # Swarm's, only for --service
+
         tasks = tuple(fleet.tasks(client, opts.services))
         image = helper_image.ensure(client, opts.helper_image, progress_printer(opts.quiet))
         job = fleet.Job(image, tasks, seconds, fleet.CHECKPOINT_S, opts.engine, opts.latency)
@@ -77,7 +85,7 @@ def plan(globals_: daemon.GlobalOptions, opts: SpyOptions) -> Plan:
     targets = tuple(target.resolve_all(client, opts.containers, opts.filters))
     image = helper_image.ensure(client, opts.helper_image, progress_printer(opts.quiet))
     mode = _display_mode(opts)
-    interval = opts.interval if mode in ("frames", "lines") else (
+    interval = opts.interval if mode in ("frames", "tables", "lines") else (
         live.progress_interval(seconds) if mode == "progress" else None)
     spec = launcher.HelperRun(image, targets, seconds, opts.privileged, interval, opts.engine,
                               opts.latency, launcher.tracefs_by_volume(daemon.kernel_release(client)))
@@ -115,24 +123,25 @@ class SlowStart:
             self.tell()
 
 
-def run(p: Plan, opts: SpyOptions, interrupts: Interrupts) -> Callable[[], report.Report]:
+def run(p: Plan, opts: SpyOptions, interrupts: Interrupts,
+        display: live.Display) -> Callable[[], report.Report]:
     """One helper on the targets, or a Swarm job of them: what makes the report of what they
     counted (the interrupt that ended the run early, if any, is interrupts.first)."""
     names = p.names
     progress = progress_printer(opts.quiet or not sys.stderr.isatty())
     slow = SlowStart(progress_printer(opts.quiet))
     in_background(slow.watch, "slow-start")
-    display = live.Display(live.Totals(list(p.infos)), p.mode, p.view, sys.stdout, sys.stderr,
-                           opts.seconds)
 
     def on_event(event: dict) -> None:
         kind = event["event"]
         if kind == "counting":
             slow.done.set()
+            display.counting_with(str(event.get("engine")))
             log.info("counting", containers=names, engine=event.get("engine"), cgroups=event.get("cgroups"))
             window = f"for {opts.seconds:g} s" if opts.seconds else "until Ctrl-C"
             if p.mode in ("none", "progress"):
                 progress(f"counting the syscalls of {names} {window}...")
+            render.warm()  # while the kernel counts, not after
         elif kind in WAITING:
             slow.now_waiting_for(WAITING[kind])
         elif kind == "waiting":
@@ -140,12 +149,14 @@ def run(p: Plan, opts: SpyOptions, interrupts: Interrupts) -> Callable[[], repor
         elif kind == "engine":
             why = str(event.get("reason"))[:200]
             lost = "; --latency is not measured" if opts.latency else ""
-            log.warning(f"counting with perf: the BPF engine cannot run here ({why}){lost}")
+            warn(f"counting with perf: the BPF engine cannot run here ({why}){lost}")
         elif kind == "warning":
-            log.warning("helper", message=str(event.get("message"))[:300])
+            warn(f"the helper says: {str(event.get('message'))[:300]}")
 
     try:
-        if isinstance(p.spec, fleet.Job):
+        if not isinstance(p.spec, launcher.HelperRun):
+            from . import fleet
+
             job = p.spec
             docs, missing, interrupt = fleet.run(p.client, job, interrupts,
                                                  lambda node, event: on_event(event))
@@ -168,33 +179,42 @@ def the_report(p: Plan, opts: SpyOptions, raw: bytes) -> report.Report:
     return rep
 
 
-def present(p: Plan, opts: SpyOptions, rep: report.Report, interrupt: KeyboardInterrupt | None) -> int:
+def present(p: Plan, opts: SpyOptions, rep: report.Report, interrupt: KeyboardInterrupt | None,
+            display: live.Display | None = None) -> int:
     """The report as asked (unless the live lines were the output), its warnings, the audit and
     the profile; the exit status."""
-    from . import seccomp
+    if p.profile is not None or opts.seccomp_profile:
+        from . import seccomp  # imported by plan() already
 
     observed = {s.name: s.calls for s in rep.syscalls if s.calls}
     audit = None
     if p.profile is not None:
         audit = seccomp.audit(observed, p.profile, rep.host.arch, kernel=rep.host.kernel)
-    if p.mode == "lines":
-        pass  # the intervals were the output
+    if p.mode == "lines":  # after the intervals, the report: one more line
+        doc = render.document(rep, p.view)
+        if audit is not None:
+            doc["audit"] = seccomp.audit_document(audit)
+        sys.stdout.write(json.dumps(doc, separators=(",", ":")) + "\n")
     elif audit is not None and opts.fmt == "json":
         doc = render.document(rep, p.view)
         doc["audit"] = seccomp.audit_document(audit)  # one document, so `| jq` still works
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    elif display is not None and display.drawn and p.mode == "frames":
+        display.draw(render.table(rep, p.view))  # over the last frame
     else:
         render.write(rep, p.view, sys.stdout)
+        if p.mode == "tables":
+            sys.stdout.write("\n")
     for t in rep.targets:
         if t.exited:
-            log.warning(f"container {t.target.name} stopped during the window: its counts end there")
+            warn(f"container {t.target.name} stopped during the window: its counts end there")
     if rep.uncounted:
-        log.warning(f"{rep.uncounted:,} calls through the 32-bit entry points or of unknown numbers "
-                    "found no room and were not counted")
+        warn(f"{rep.uncounted:,} calls through the 32-bit entry points or of unknown numbers "
+             "found no room and were not counted")
     share = rep.cost.share(rep.window.measured_seconds, rep.host.cpus) if rep.cost else 0.0
     if rep.cost is not None and share > COST_WARNING and report.has_rates(rep.window.measured_seconds):
-        log.warning(f"counting took {100 * share:.1f}% of the host's CPU time over the window "
-                    f"({rep.cost.runs:,} runs of its BPF programs, {rep.cost.run_time_ns / 1e9:.2f} s)")
+        warn(f"counting took {100 * share:.1f}% of the host's CPU time over the window "
+             f"({rep.cost.runs:,} runs of its BPF programs, {rep.cost.run_time_ns / 1e9:.2f} s)")
     if opts.seccomp_profile:
         summary = seccomp.write_profile(observed, rep.host.arch, opts.seccomp_profile)
         progress_printer(opts.quiet)(str(summary))
@@ -204,7 +224,7 @@ def present(p: Plan, opts: SpyOptions, rep: report.Report, interrupt: KeyboardIn
         stream.write("\n")
         seccomp.write_audit(audit, "table", stream)
     for node, why in rep.missing:
-        log.warning(f"node {node} gave no report: {why}")
+        warn(f"node {node} gave no report: {why}")
     status = ExitStatus.DENIED if audit is not None and audit.would_deny else ExitStatus.OK
     if interrupt is not None and opts.seconds is not None:
         return interrupt_status(interrupt)
@@ -216,11 +236,15 @@ def spy(globals_: daemon.GlobalOptions, opts: SpyOptions, interrupts: Interrupts
         planned = plan(globals_, opts)
     except KeyboardInterrupt as interrupt:
         raise InterruptedEarly(interrupt) from None
-    made = run(planned, opts, interrupts)
+    display = live.Display(live.Totals(list(planned.infos)), planned.mode, planned.view, sys.stdout,
+                           sys.stderr, opts.seconds, opts.latency)
+    made = run(planned, opts, interrupts, display)
     # The documents are in hand: a first Ctrl-C now (the window ended as it came) waits for
     # the report to be shown, and sets the exit status; a second one quits at once.
     try:
         with interrupts.deferred():
-            return present(planned, opts, made(), interrupts.first)
+            status = present(planned, opts, made(), interrupts.first, display)
+        log.debug("report printed")
+        return status
     except KeyboardInterrupt as late:
         return interrupt_status(interrupts.first or late)

@@ -26,8 +26,7 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-import structlog
-
+from . import logs
 from .errors import UsageError
 
 if TYPE_CHECKING:
@@ -37,7 +36,7 @@ if TYPE_CHECKING:
 SSH_FLAGS = ("-o", "ConnectTimeout=30", "-T")
 REAP_SECONDS = 1.0  # at exit, an ssh whose input closed ends at once; one that does not is killed
 
-log = structlog.get_logger(__name__)
+log = logs.get_logger(__name__)
 
 
 @dataclass(frozen=True)

@@ -7,16 +7,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
+from . import logs
 from .errors import DaemonError, TargetError, UsageError
 from .helper_image import LABEL_ROLE
+from .notices import warn
 from .report import MAX_TARGETS
 
 if TYPE_CHECKING:
     import docker
 
-log = structlog.get_logger(__name__)
+log = logs.get_logger(__name__)
 
 # What the engine accepts as a container name or id (prefix); anything else cannot match.
 _REFERENCE = re.compile(r"/?[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}")
@@ -63,7 +63,7 @@ def resolve(client: docker.DockerClient, ref: str) -> Target:
     name = container.name
     if state.get("Paused"):
         raise TargetError(
-            f"container {name} is paused, so it makes no system calls", "docker unpause it first"
+            f"container {name} is paused, so it makes no system calls", f"docker unpause {name}"
         )
     pid = state.get("Pid")
     if not state.get("Running") or not isinstance(pid, int) or pid <= 0:
@@ -108,12 +108,12 @@ def resolve_all(client: docker.DockerClient, refs: Sequence[str],
         ours = running(client, filters)
         if not ours and not targets:
             raise TargetError(f"no running container matches --filter {' '.join(filters)}",
-                              "docker ps --filter ... lists what matches")
+                              f"docker ps {' '.join('--filter ' + f for f in filters)} lists what matches")
         for container in sorted(ours, key=lambda c: c.name):
             try:
                 targets.append(resolve(client, container.id))
             except TargetError as e:  # paused, or stopped since it was listed: skip it
-                log.warning(e.what)
+                warn(f"{e.what}: skipped")
     seen: dict[str, Target] = {}
     for t in targets:
         seen.setdefault(t.id, t)  # a container named twice, or named and matched, is one target

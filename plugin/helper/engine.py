@@ -99,3 +99,14 @@ def settled(c: Counts) -> Counts:
         errors[name] = sum(by_errno.values())
         calls[name] = max(calls.get(name, 0), errors[name])
     return Counts(calls, errors, c.errnos, c.time_ns, c.max_ns)
+
+
+def agreeing(c: Counts) -> Counts:
+    """An interval's counts as read, with each call's errnos only where they add up to its
+    errors (read a moment apart while counting goes on): calls and errors stay exact deltas,
+    and a row whose errnos ran ahead shows none for that interval; likewise times."""
+    errnos = {name: e for name, e in c.errnos.items() if sum(e.values()) == c.errors.get(name, 0)}
+    # The longest call may be one of an earlier interval: then this one's time says nothing.
+    timed = {name: t for name, t in c.time_ns.items() if c.max_ns.get(name, 0) <= t}
+    return Counts(c.calls, c.errors, errnos, timed, {n: c.max_ns.get(n, 0) for n in timed})
+

@@ -25,7 +25,7 @@ import time
 from datetime import UTC, datetime
 
 from . import cgroup, fleet
-from .engine import Counts, Engine, HelperFailure, merge, settled
+from .engine import Counts, Engine, HelperFailure, agreeing, merge, settled
 from .peers import CLOSING, libc, others_named, wait_while_closing
 from .targets import Target, own_v2, perf_cgroups, read_text, v2_cgroups
 
@@ -278,7 +278,7 @@ def window(args: argparse.Namespace, engine: Engine, paths: list[str], directori
                                    host, seconds, started_at), final=False)
         elif args.interval:
             write_line({"schema": SCHEMA, "kind": "interval", "index": index, "seconds": seconds,
-                        "targets": [{**t.ident(), "syscalls": rows(Counts(c.calls, c.errors))}
+                        "targets": [{**t.ident(), "syscalls": rows(agreeing(c))}
                                     for t, c in zip(args.targets, tick.counts, strict=True)]})
         if tick.final:
             break

@@ -288,7 +288,7 @@ def test_clear_errors(swarm: Swarm, make_service, docker_env: dict[str, str]) ->
     assert one_line("--service", service.name, "-d", "1s") == (
         1, f"docker spy: service {service.name} has no running task (docker service ps {service.name})")
     assert one_line("--service", service.name, "web") == (
-        2, "docker spy: --service counts a service's tasks: name no container and no --filter with it")
+        125, "docker spy: --service counts a service's tasks: name no container and no --filter with it")
     code, line = one_line("--service", "web", "-d", "1s", env=docker_env)  # the host's engine: no swarm
     assert (code, line) == (1, "docker spy: this engine is not a Swarm manager "
                                "(run it where `docker node ls` works)")

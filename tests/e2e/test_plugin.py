@@ -87,10 +87,11 @@ def test_live_json_lines_add_up(docker_env: dict[str, str], helper_image: str, t
     target.trigger(3000)
     code, out, err = spy.finish()
     assert code == 0, err
-    lines = [json.loads(line) for line in out.splitlines()]  # stdout is a pipe: JSON lines
-    # 1 s, 2 s, 3 s and the last half second: four lines
+    *lines, final = [json.loads(line) for line in out.splitlines()]  # a pipe: JSON lines
+    # 1 s, 2 s, 3 s and the last half second: four lines, then the report's line
     assert [d["index"] for d in lines] == [1, 2, 3, 4]
-    assert all(d["kind"] == "interval" for d in lines)
+    assert all(d["kind"] == "interval" for d in lines) and final["kind"] == "report"
+    assert syscall(final, "getppid")["calls"] == 3000 and syscall(final, "fchdir")["errors"] == 3000
     last = lines[-1]
     assert syscall(last, "getppid")["calls"] == 3000 and syscall(last, "fchdir")["errors"] == 3000
     assert sum(d["interval"]["calls"] for d in lines) == last["total"]["calls"]
@@ -161,4 +162,4 @@ def test_diff_of_two_windows(docker_env: dict[str, str], helper_image: str, targ
     assert table.startswith(f"A: {target.name} @ ") and "getppid" in table
     bad = run("docker", "spy", "diff", str(reports[0]), str(tmp_path / "missing.json"),
               env=docker_env, check=False)
-    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "does not exist" in bad.stderr
+    assert bad.returncode == 125 and bad.stderr.count("\n") == 1 and "does not exist" in bad.stderr

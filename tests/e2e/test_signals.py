@@ -113,8 +113,10 @@ def test_ctrl_c_in_the_live_view(docker_env, helper_image, target: Target) -> No
         interrupt(spy)
         code, out, err = spy.finish(timeout=60)
         assert code == 130, f"run {i}: {err}"
-        lines = [json.loads(line) for line in out.splitlines()]
+        *lines, final = [json.loads(line) for line in out.splitlines()]
         assert lines and syscall(lines[-1], "getppid")["calls"] == N + i, f"run {i}"
+        # after the intervals, the report of the window so far, on one line
+        assert final["kind"] == "report" and syscall(final, "getppid")["calls"] == N + i, f"run {i}"
     assert wait_no_helpers() == []
 
 

@@ -38,7 +38,7 @@ def test_help_documents_every_option(docker_env: dict[str, str]) -> None:
                    "--no-trunc", "--by-class", "--seccomp-profile", "--audit-profile",
                    "--helper-image", "--privileged", "--quiet", "--debug", "--log-level",
                    "--engine", "--latency",
-                   "examples:"):
+                   "Examples:", "Commands:"):
         assert option in proc.stdout, option
 
 

@@ -81,3 +81,34 @@ def test_a_report_so_far_agrees_with_itself_whichever_map_was_read_later() -> No
         assert row["calls"] >= row["errors"]
         if "errnos" in row:
             assert sum(row["errnos"].values()) == row["errors"], row
+
+
+def test_an_interval_keeps_exact_calls_and_only_errnos_and_times_that_agree() -> None:
+    # An interval read while counting goes on: access's errnos ran one failure ahead of its
+    # errors; openat's agree; read's longest call was one of an earlier interval (50 > 30).
+    from plugin.helper.engine import Counts, agreeing
+    from plugin.helper.main import rows
+
+    read = Counts({"access": 5, "openat": 9, "read": 3}, {"access": 5, "openat": 2, "read": 0},
+                  {"access": {"ENOENT": 6}, "openat": {"ENOENT": 1, "EACCES": 1}},
+                  {"openat": 90, "read": 30}, {"openat": 20, "read": 50})
+    got = agreeing(read)
+    assert (got.calls, got.errors) == (read.calls, read.errors)  # never made to agree
+    assert got.errnos == {"openat": {"ENOENT": 1, "EACCES": 1}}
+    assert (got.time_ns, got.max_ns) == ({"openat": 90}, {"openat": 20})
+    by_name = {row["name"]: row for row in rows(got)}
+    assert "errnos" not in by_name["access"] and by_name["openat"]["errnos"] == {"EACCES": 1, "ENOENT": 1}
+    assert "time_ns" not in by_name["read"]
+
+
+def test_absent_names_are_zeros_where_errnos_and_times_are_checked() -> None:
+    # Counts' rule: a name absent from a dict is a zero there.
+    from plugin.helper.engine import Counts, agreeing
+
+    read = Counts({"close": 4, "statx": 2, "read": 1, "write": 3, "dup": 1}, {"statx": 0},
+                  {"close": {"EBADF": 1}, "statx": {}, "dup": {}},  # close: 1 errno, no errors
+                  {"read": 7, "write": 0, "dup": 5}, {"read": 7, "dup": 5})  # write: no max
+    got = agreeing(read)
+    assert got.errnos == {"statx": {}, "dup": {}}  # 0 errnos for 0 errors (absent or not) agree
+    assert got.time_ns == {"read": 7, "write": 0, "dup": 5}  # a single call: its time is its max
+    assert got.max_ns == {"read": 7, "write": 0, "dup": 5}

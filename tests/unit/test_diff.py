@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from plugin import diff, render, report
 from plugin.errors import ExitStatus, UsageError
+from plugin.options import DIFF_SORTS
 
 from .strategies import perturbed, spy_reports
 
@@ -137,7 +138,7 @@ def test_label_joins_the_targets_and_adds_the_date_when_dates_differ() -> None:
 def test_sort(sort: str, first: list[str]) -> None:
     d = diff.compare(fixture("before.json"), fixture("after.json"))
     assert [r[0] for r in body(rendered(d, sort=sort))][:4] == first
-    assert sort in diff.DIFF_SORTS
+    assert sort in DIFF_SORTS
 
 
 def test_top_limits_rows_but_not_the_total() -> None:

@@ -190,6 +190,9 @@ def test_bpf_table_has_the_top_errno_and_with_latency_the_times() -> None:
     assert rows["clock_nanosleep"].split()[4:10] == ["2.98", "s", "5.2", "ms", "10.1", "ms"]
     assert rows["fchdir"].split()[6:12] == ["587.6", "µs", "756", "ns", "1.5", "µs"]
     assert rows["exit_group"].split()[4:7] == ["-", "-", "-"]  # it never returns: no time
+    # TIME sums threads and processes: the table says so below itself, and only with times
+    assert lines[-2:] == ["", render.LATENCY_NOTE] and "exceed the window" in render.LATENCY_NOTE
+    assert render.LATENCY_NOTE not in render.table(web("perf"))
 
 
 def test_errno_share_is_of_the_row_failures() -> None:

@@ -37,6 +37,9 @@ def check_layout(text: str, headers: list[str], title_lines: int = 2) -> list[li
     its column, flush left or flush right as its header says, two blanks between columns, no
     trailing blanks. Returns the rows' stripped cells."""
     lines = text.splitlines()[title_lines:]
+    if lines[-1] == render.LATENCY_NOTE:  # below a table with times, after a blank line
+        assert lines[-2] == "" and "TIME" in headers
+        lines = lines[:-2]
     header, rule, *body = lines
     assert body[-2] == rule and body[-1].lstrip().startswith("total")
     assert all(line == line.rstrip() for line in lines)

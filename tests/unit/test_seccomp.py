@@ -262,7 +262,8 @@ def test_write_audit_table() -> None:
     seccomp.write_audit(result, "table", out)
     lines = out.getvalue().splitlines()
     assert lines[0] == "seccomp audit against p.json (x86_64): 2 of 3 observed syscalls would be denied"
-    assert lines[2].split() == ["SYSCALL", "CALLS", "VERDICT", "ACTION", "WHEN"]
+    # no verdict here depends on arguments: no WHEN column, empty in every row
+    assert lines[2].split() == ["SYSCALL", "CALLS", "VERDICT", "ACTION"]
     assert lines[4].split() == ["fchdir", "12,345", "denied", "ERRNO", "(EPERM)"]
     assert lines[5].split() == ["newuname", "(uname)", "2", "denied", "ERRNO", "(EPERM)"]
     assert len(lines) == 6  # allowed rows are not listed
@@ -449,4 +450,4 @@ def test_write_audit_table_counts_the_conditional_ones() -> None:
     assert [line.split()[:4] for line in lines[4:]] == [["reboot", "1", "denied", "ERRNO"],
                                                         ["clone", "3", "conditional", "ALLOW"],
                                                         ["personality", "1", "conditional", "ALLOW"]]
-    assert lines[5].endswith(CLONE_WHEN)
+    assert lines[5].endswith(CLONE_WHEN) and lines[2].split()[-1] == "WHEN"
