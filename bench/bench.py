@@ -11,6 +11,10 @@ peak memory and open files); the helper image's cold build as docker spy builds 
 build stage compiling the BPF program. Asked for by name (--sections remote): the same window on an
 engine in a VM, through an ssh context and through a socket forwarded over ssh (bench/remote.py).
 
+First, needing no engine (bench/cli.py): what docker spy adds to `docker --help`, its metadata
+answer, and its own help and version, through the docker CLI. After the build, on a quiet
+engine (bench/phases.py): a 2 s window's time to result, and where it goes, phase by phase.
+
 Nothing here is a test: it prints figures. Run it through bench/run, which sets up what it needs.
 Everything it starts is removed at its end, also on failure and Ctrl-C, except the nginx image,
 a fixture kept for the next run.
@@ -36,7 +40,7 @@ from methods import METHODS, Tools, build_prototype, measure
 from tables import Results, report
 from workloads import Loop, Nginx, build_loop, build_nginx
 
-SECTIONS = ("build", "methods", "back-to-back", "many")
+SECTIONS = ("cli", "build", "phases", "methods", "back-to-back", "many")
 # Asked for by name only: it brings up the test VM (tests/vm/up), minutes more.
 OPTIONAL_SECTIONS = ("remote",)
 
@@ -121,12 +125,21 @@ def measure_back_to_back(tools: Tools, reps: int, res: Results, loop: Loop) -> N
 
 
 def run_sections(run: Run, args: argparse.Namespace, res: Results) -> None:
+    if "cli" in args.sections:  # first, on a quiet machine: no engine work yet
+        import cli
+
+        res.cli = cli.measure(max(cli.RUNS, args.reps))
     private_docker_config(run.workdir)
     res.about = about()
     if "build" in args.sections:
         measure_builds(run, res)
     else:
         run.helper_image = builds.helper(run, cold=False).image
+    if "phases" in args.sections:  # before the methods' load, on a quiet engine
+        import phases
+
+        res.phases = phases.measure(max(phases.RUNS, args.reps), os.environ["DOCKER_CONFIG"],
+                                    run.helper_image, run.id)
     wants_methods = "methods" in args.sections
     if wants_methods:
         build_nginx()

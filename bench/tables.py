@@ -24,6 +24,8 @@ class Results:
     back_to_back: Values = field(default_factory=dict)
     many: Values = field(default_factory=dict)
     remote: Values = field(default_factory=dict)
+    cli: Values = field(default_factory=dict)
+    phases: Values = field(default_factory=dict)
     builds: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -115,10 +117,23 @@ def remote_section(res: Results) -> list[str]:
     return section(res.remote, res.reps)
 
 
+def cli_section(res: Results) -> list[str]:
+    from cli import section
+
+    return section(res.cli)
+
+
+def phases_section(res: Results) -> list[str]:
+    from phases import section
+
+    return section(res.phases)
+
+
 def report(res: Results) -> str:
     out = [f"docker spy benchmark: medians of {res.reps} runs; {os.cpu_count()} CPUs, {res.about}; "
            f"this run took {res.seconds / 60:.1f} min"]
-    for present, section in ((res.builds, builds_section), (res.methods, methods_section),
+    for present, section in ((res.cli, cli_section), (res.builds, builds_section),
+                             (res.phases, phases_section), (res.methods, methods_section),
                              (res.back_to_back, back_to_back_section), (res.many, many_section),
                              (res.remote, remote_section)):
         if present:
