@@ -2,8 +2,9 @@
 # Mutation testing of the pure modules with mutmut 3 (pip install mutmut): every mutant of
 # report, render, diff, seccomp, classes, helper/perf, helper/cgroup and helper/systables, and of
 # the pure functions of helper/shards (is_tick, window_end, shard_size, plan) and helper/bpfengine
-# (delta, config_bytes, control_bytes), sshdial (parse, ssh_argv) and launcher
-# (tracefs_by_volume); pyproject.toml's [tool.mutmut] says which files and tests.
+# (delta, config_bytes, control_bytes), sshdial (parse, ssh_argv), launcher (tracefs_by_volume),
+# usage and options (the command line), live (so_far, hidden_by_top, fit), helper/engine
+# (agreeing) and logs (the level); pyproject.toml's [tool.mutmut] says which files and tests.
 #
 #   bash tests/mutation.sh            # all of them; prints the survivors per module
 #   bash tests/mutation.sh 'plugin.diff.*'   # only the mutants these mutmut names match
@@ -30,7 +31,9 @@ if [ $# -eq 0 ]; then
         'plugin.helper.bpfengine.x_delta__*' 'plugin.helper.bpfengine.x_config_bytes__*' \
         'plugin.helper.bpfengine.x_control_bytes__*' \
         'plugin.sshdial.x_parse__*' 'plugin.sshdial.x_ssh_argv__*' \
-        'plugin.launcher.x_tracefs_by_volume__*'
+        'plugin.launcher.x_tracefs_by_volume__*' 'plugin.usage.*' 'plugin.options.*' \
+        'plugin.live.x_so_far__*' 'plugin.live.x_hidden_by_top__*' 'plugin.live.x_fit__*' \
+        'plugin.helper.engine.x_agreeing__*' 'plugin.logs.*'
 fi
 
 cd "$work"
