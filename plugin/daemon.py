@@ -152,7 +152,7 @@ def connect(opts: GlobalOptions, environ: dict[str, str] | None = None) -> docke
         if said:
             raise DaemonError(
                 f"cannot reach the Docker engine at {where} ({endpoint.context} context): ssh said: {said}",
-                "ssh must reach the host without asking, and run `docker` there",
+                sshdial.hint(said),
             ) from e
         raise DaemonError(
             f"cannot reach the Docker engine at {where} ({endpoint.context} context)",

@@ -71,6 +71,22 @@ def parse(url: str) -> SSHSpec:
     return SSHSpec(parts.username or "", parts.hostname, "" if port is None else str(port), path)
 
 
+REFUSED = "kex_exchange_identification"  # sshd closed the connection before it began
+DEFAULT_HINT = "ssh must reach the host without asking, and run `docker` there"
+
+
+def hint(said: str) -> str:
+    """What to do, from what ssh said when it failed."""
+    if REFUSED in said:
+        # MaxStartups (too many connections authenticating at once), or OpenSSH 9.8+'s
+        # PerSourcePenalties: connections from this address that closed while authenticating
+        # (as the docker CLI's unused ones do) lock it out for a while.
+        return ("the host's sshd refused the connection: too many at once (MaxStartups), or "
+                "this address is penalized (PerSourcePenalties, OpenSSH 9.8+); try again in a "
+                "minute, and ControlMaster in ~/.ssh/config makes one connection serve all")
+    return DEFAULT_HINT
+
+
 def ssh_argv(spec: SSHSpec) -> list[str]:
     """The ssh command line of one connection, as the docker CLI builds it."""
     remote = ["docker", "system", "dial-stdio"]

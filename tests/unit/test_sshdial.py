@@ -161,3 +161,12 @@ def test_an_ssh_that_says_much_on_stderr_never_stalls_the_connection() -> None:
     assert sock.recv(100) == b"ping"
     sock.close()
     assert dialer.failure() == "the end"
+
+
+def test_a_refusing_sshd_gets_its_own_hint() -> None:
+    # What OpenSSH's client says when sshd drops it before the key exchange (MaxStartups, or
+    # PerSourcePenalties: seen in a CI run against trixie's OpenSSH 10.0).
+    said = "kex_exchange_identification: Connection closed by remote host"
+    assert "PerSourcePenalties" in sshdial.hint(said) and "MaxStartups" in sshdial.hint(said)
+    assert sshdial.hint("ssh: connect to host vm port 22: Connection refused") == sshdial.DEFAULT_HINT
+    assert sshdial.hint("") == sshdial.DEFAULT_HINT
