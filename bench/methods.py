@@ -18,7 +18,10 @@ from common import BenchError, Run, Watched, cgroup2_mount, cgroup_of, log, pid_
 from workloads import Loop, Nginx
 
 SPY_ARGS = {"spy bpf": ["--engine", "bpf"], "spy bpf --latency": ["--engine", "bpf", "--latency"],
-            "spy perf": ["--engine", "perf"]}
+            "spy perf": ["--engine", "perf"],
+            # --syscall: perf opens the events of the syscalls asked for only; BPF sees every call
+            "spy perf --syscall getppid": ["--engine", "perf", "--syscall", "getppid"],
+            "spy bpf --syscall getppid": ["--engine", "bpf", "--syscall", "getppid"]}
 METHODS = ("untraced", *SPY_ARGS, "perf syscalls:*", "bpf prototype", "strace -c -f")
 PROTOTYPE = Path(os.environ.get("SPY_BENCH_PROTOTYPE", "/work/shared/measurements/bpf-prototype"))
 WINDOW_S = 2.0

@@ -57,6 +57,12 @@ EXAMPLES = """\
                                     The engine of another context"""
 
 
+def _check_syscalls(text: str) -> str:
+    from . import selection  # reads the syscall tables: only when --syscall is given
+
+    return selection.check_value(text)
+
+
 LOGGING_FLAGS = (
     Flag("debug", "Show debug logs (and tracebacks)", short="D"),
     Flag("log-level", 'Set the logging level ("debug", "info", "warn", "error", "fatal") '
@@ -104,6 +110,9 @@ them in the kernel: with BPF where it can, else with perf.""",
              kind="string", repeat=True),
         Flag("sort", "Order of the rows: calls, errors, name or rate", kind="string",
              default="calls", convert=one_of(*SORTS)),
+        Flag("syscall", "Count only these syscalls (e.g. openat,read) or classes (e.g. "
+                        "network; see --by-class)", kind="strings", repeat=True,
+             convert=_check_syscalls),
         Flag("top", "Show only the first N syscalls", kind="int", convert=positive),
         Flag("version", "Print version information and quit", short="v"),
         *LOGGING_FLAGS,
@@ -175,6 +184,8 @@ def spy_options(values: dict[str, Value], args: Sequence[str]) -> SpyOptions:
         privileged=values["privileged"], quiet=values["quiet"],  # type: ignore[arg-type]
         seccomp_profile=values["seccomp_profile"], audit_profile=values["audit_profile"],  # type: ignore[arg-type]
         engine=values["engine"], latency=values["latency"], services=services,  # type: ignore[arg-type]
+        syscalls=_resolve_syscalls(values["syscall"]),  # type: ignore[arg-type]
+        syscalls_named=_named_syscalls(values["syscall"]),  # type: ignore[arg-type]
     )
     if opts.services and opts.interval is not None:
         raise UsageError("--interval is not yet there with --service",
@@ -185,7 +196,25 @@ def spy_options(values: dict[str, Value], args: Sequence[str]) -> SpyOptions:
         raise UsageError("--interval is longer than --duration")
     if opts.interval is not None and opts.fmt == "csv":
         raise UsageError("--interval prints a live table or JSON lines, not CSV")
+    if opts.syscalls and opts.seccomp_profile:
+        raise UsageError("--seccomp-profile needs every syscall counted", "leave --syscall out")
     return opts
+
+
+def _resolve_syscalls(values: list[str]) -> tuple[str, ...]:
+    if not values:
+        return ()
+    from . import selection
+
+    return selection.resolve(values)
+
+
+def _named_syscalls(values: list[str]) -> tuple[str, ...]:
+    if not values:
+        return ()
+    from . import selection
+
+    return selection.named(values)
 
 
 # --- the docker CLI's global flags, which it passes before the plugin's name ------------------

@@ -36,8 +36,8 @@ MIN_SECONDS = 1e-6  # keeps calls / seconds finite for every count
 MAX_SECONDS = MAX_WINDOW_SECONDS
 SAME = 5e-4  # a rate change under 0.05% would print as +0.0%: it is "same"
 HOW = "make one with: docker spy CONTAINER --format json > FILE"
-READS = (2, SCHEMA)  # schema 2 reports (before errnos and engines) compare as well
-ENGINE_KEY = {2: "perf", 3: "engine_version"}  # the host's counting tool, by schema
+READS = (2, 3, SCHEMA)  # schema 2 reports (before errnos and engines) compare as well
+ENGINE_KEY = {2: "perf", 3: "engine_version", 4: "engine_version"}  # the host's counting tool
 _ID = re.compile(r"^[0-9a-f]{64}\Z")
 
 
@@ -64,6 +64,7 @@ class Snapshot:
     syscalls: tuple[tuple[str, Count], ...]  # the rows listed, by name; --top lists some only
     partial: bool
     stopped: str | None
+    only: tuple[str, ...] | None = None  # --syscall's selection (schema 4); None: every syscall
 
     def rate(self, calls: int) -> float:
         return calls / self.measured_seconds
@@ -244,7 +245,16 @@ class _Checker(Checker):
             measured_seconds=self.seconds(window, "measured_seconds", "window.", MIN_SECONDS),
             started_at=started,
             total=total, syscalls=self.rows(doc, "", total),
-            partial=self.get(doc, "partial", bool, ""), stopped=stopped)
+            partial=self.get(doc, "partial", bool, ""), stopped=stopped, only=self.only(doc))
+
+    def only(self, doc: dict[str, Any]) -> tuple[str, ...] | None:
+        if self.schema < 4 or self.get(doc, "only", (list, type(None)), "") is None:
+            return None
+        names = doc["only"]
+        if not names or len(names) > MAX_SYSCALLS or not all(
+                isinstance(n, str) and SYSCALL_NAME.match(n) for n in names):
+            raise self.fail("only is not a list of syscall names")
+        return tuple(sorted(set(names)))
 
 
 def _label(snap: Snapshot, with_date: bool) -> str:
@@ -264,6 +274,9 @@ def _change(name: str, before: Count, after: Count, a: Snapshot, b: Snapshot) ->
 
 
 def compare(before: Snapshot, after: Snapshot) -> Diff:
+    if before.only != after.only:
+        raise UsageError("the two reports counted different syscalls (--syscall), so their "
+                         "totals do not compare", "make both with the same --syscall")
     with_date = before.started_at.date() != after.started_at.date()
     zero, was, now = Count(0, 0), dict(before.syscalls), dict(after.syscalls)
     changes = [_change(n, was.get(n, zero), now.get(n, zero), before, after)

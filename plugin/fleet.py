@@ -107,6 +107,7 @@ class Job:
     interval: float  # the helpers report this often, so that a run cut short has a report
     engine: str = "auto"
     latency: bool = False
+    syscalls: tuple[str, ...] = ()  # count only these; (): every syscall
 
     @property
     def nodes(self) -> dict[str, list[str]]:
@@ -126,7 +127,8 @@ def job_spec(job: Job, all_nodes: list[str], now: float) -> dict[str, Any]:
               LABEL_EXPIRES: str(int(now + job.seconds + EXPIRY_SLACK_SECONDS))}
     return {
         "image": job.image,
-        "args": [*args, *(["--latency"] if job.latency else [])],
+        "args": [*args, *(["--latency"] if job.latency else []),
+                 *(["--syscalls", ",".join(job.syscalls)] if job.syscalls else [])],
         "name": f"docker-spy-job-{secrets.token_hex(4)}",
         "mode": ServiceMode("global-job"),
         # Constraints are ANDed: keep the job off every node that runs none of the tasks.

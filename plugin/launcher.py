@@ -55,6 +55,7 @@ class HelperRun:
     engine: str = "auto"  # auto, bpf or perf
     latency: bool = False
     tracefs_volume: bool = False  # tracefs_by_volume() of the engine host's kernel
+    syscalls: tuple[str, ...] = ()  # count only these; (): every syscall
 
 
 def helper_command(run: HelperRun) -> list[str]:
@@ -66,6 +67,8 @@ def helper_command(run: HelperRun) -> list[str]:
         command += ["--interval", repr(run.interval)]
     if run.latency:
         command.append("--latency")
+    if run.syscalls:
+        command += ["--syscalls", ",".join(run.syscalls)]
     return [*command, "--stop-on-stdin"]
 
 

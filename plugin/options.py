@@ -37,6 +37,8 @@ class SpyOptions:
     latency: bool = False  # also the time spent in each syscall (BPF)
     services: tuple[str, ...] = ()  # Swarm services: every running task, on its node
     fmt_given: bool = False  # --format was on the command line (a live view piped: tables)
+    syscalls: tuple[str, ...] = ()  # --syscall: count only these (names); (): every syscall
+    syscalls_named: tuple[str, ...] = ()  # those of them named one by one (not by class)
 
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h)")

@@ -98,8 +98,14 @@ def title(report: Report, view: View = View()) -> str:
         who = f"{len(report.targets)} {kind}{'s' * (len(report.targets) > 1)} ({names})"
     short = "" if has_rates(report.window.measured_seconds) else \
         f" (under {MIN_RATE_SECONDS:g} s: too short for rates)"
-    return (f"{who}: {report.total_calls:,} syscalls in "
+    counted = "syscalls" if report.only is None else f"calls of {asked(report.only)}"
+    return (f"{who}: {report.total_calls:,} {counted} in "
             f"{report.window.measured_seconds:.2f} s{short}{partial}")
+
+
+def asked(only: Sequence[str], names: int = 4) -> str:
+    """--syscall's selection as a title says it: `getppid, read`, or `18 syscalls asked for`."""
+    return ", ".join(only) if len(only) <= names else f"{len(only)} syscalls asked for"
 
 
 def duration(ns: int) -> str:

@@ -6,6 +6,7 @@ Schema 3: one helper counts several targets with one engine (bpf or perf); it pr
 `interval` documents (with --interval) and then one `report` or `error` document, one JSON
 document per line. The BPF engine adds each failure's errno, with --latency the time spent in
 each syscall, and what its programs cost the kernel.
+Schema 4: a report says which syscalls were asked for (`only`, with --syscall; null: all).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 from .errors import ContractError, HelperError, SpyError
 
-SCHEMA = 3
+SCHEMA = 4
 MAX_DOCUMENT_BYTES = 4 << 20  # 64 targets x 360 syscalls x ~60 bytes fit with room to spare
 MAX_SYSCALLS = 2048
 MAX_TARGETS = 64
@@ -129,6 +130,7 @@ class Report(_Totals):
     cost: Cost | None = None
     uncounted: int = 0  # calls the engine saw but had no room to count
     missing: tuple[tuple[str, str], ...] = ()  # Swarm nodes that gave no report: (node, why)
+    only: tuple[str, ...] | None = None  # --syscall: the syscalls asked for (None: all)
 
     def rate(self, per_target: Sequence[int]) -> float | None:
         """Calls per second of calls made by each target (in the targets' order): over the
@@ -348,6 +350,7 @@ def from_helper(raw: bytes, *, targets: Sequence[TargetInfo], requested_seconds:
     if len(known) > MAX_SYSCALLS or not all(isinstance(n, str) and SYSCALL_NAME.match(n) for n in known):
         raise _bad("syscalls_counted is not a list of syscall names")
     names = frozenset(known)
+    only = _only(doc, names)
     counted = []
     for i, (entry, info) in enumerate(zip(entries, targets, strict=True)):
         seen = {s.name: s for s in _rows(entry, "syscalls", f"targets[{i}]", names, latency)}
@@ -376,7 +379,21 @@ def from_helper(raw: bytes, *, targets: Sequence[TargetInfo], requested_seconds:
         latency=latency,
         cost=_cost(doc, engine),
         uncounted=CHECK.integer(doc, "uncounted", "report.") if "uncounted" in doc else 0,
+        only=only,
     )
+
+
+def _only(doc: dict[str, Any], counted: frozenset[str]) -> tuple[str, ...] | None:
+    """The syscalls asked for, if any: what was counted must be among them."""
+    if CHECK.get(doc, "only", (list, type(None)), "report.") is None:
+        return None
+    only = doc["only"]
+    if not only or len(only) > MAX_SYSCALLS or not all(isinstance(n, str) and SYSCALL_NAME.match(n)
+                                                      for n in only):
+        raise _bad("only is not a list of syscall names")
+    if not counted <= set(only):
+        raise _bad("it counted syscalls that were not asked for")
+    return tuple(sorted(set(only)))
 
 
 def _cost(doc: dict[str, Any], engine: str) -> Cost | None:
@@ -413,7 +430,7 @@ def _row(s: SyscallCount, rate: float | None) -> dict[str, Any]:
 
 
 def to_document(report: Report, *, include_zero: bool = False) -> dict[str, Any]:
-    """The report as `--format json` prints it (schema 3): the targets' counts summed under
+    """The report as `--format json` prints it (schema 4): the targets' counts summed under
     `syscalls`, and each target's own under `targets`."""
     seconds = report.window.measured_seconds
     per = [{s.name: s.calls for s in t.syscalls} for t in report.targets]
@@ -464,4 +481,5 @@ def to_document(report: Report, *, include_zero: bool = False) -> dict[str, Any]
         doc["uncounted"] = report.uncounted
     if report.missing:
         doc["missing"] = [{"node": node, "reason": why} for node, why in report.missing]
+    doc["only"] = None if report.only is None else list(report.only)
     return doc

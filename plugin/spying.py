@@ -79,7 +79,8 @@ def plan(globals_: daemon.GlobalOptions, opts: SpyOptions) -> Plan:
 
         tasks = tuple(fleet.tasks(client, opts.services))
         image = helper_image.ensure(client, opts.helper_image, progress_printer(opts.quiet))
-        job = fleet.Job(image, tasks, seconds, fleet.CHECKPOINT_S, opts.engine, opts.latency)
+        job = fleet.Job(image, tasks, seconds, fleet.CHECKPOINT_S, opts.engine, opts.latency,
+                        opts.syscalls)
         infos = tuple(report.TargetInfo(t.container_id, t.name, 0, node=t.node) for t in tasks)
         return Plan(client, ", ".join(t.name for t in tasks), infos, job, view, "none", profile)
     targets = tuple(target.resolve_all(client, opts.containers, opts.filters))
@@ -88,7 +89,8 @@ def plan(globals_: daemon.GlobalOptions, opts: SpyOptions) -> Plan:
     interval = opts.interval if mode in ("frames", "tables", "lines") else (
         live.progress_interval(seconds) if mode == "progress" else None)
     spec = launcher.HelperRun(image, targets, seconds, opts.privileged, interval, opts.engine,
-                              opts.latency, launcher.tracefs_by_volume(daemon.kernel_release(client)))
+                              opts.latency, launcher.tracefs_by_volume(daemon.kernel_release(client)),
+                              opts.syscalls)
     infos = tuple(report.TargetInfo(t.id, t.name, t.pid) for t in targets)
     return Plan(client, ", ".join(t.name for t in targets), infos, spec, view, mode, profile)
 
@@ -205,6 +207,10 @@ def present(p: Plan, opts: SpyOptions, rep: report.Report, interrupt: KeyboardIn
         render.write(rep, p.view, sys.stdout)
         if p.mode == "tables":
             sys.stdout.write("\n")
+    absent = [n for n in opts.syscalls_named if n not in {s.name for s in rep.syscalls}]
+    if absent and rep.only is not None:
+        warn(f"{', '.join(absent)} {'is not a syscall' if len(absent) == 1 else 'are not syscalls'} "
+             f"of {rep.host.arch}: not counted")
     for t in rep.targets:
         if t.exited:
             warn(f"container {t.target.name} stopped during the window: its counts end there")

@@ -29,7 +29,7 @@ from .engine import Counts, Engine, HelperFailure, agreeing, merge, settled
 from .peers import CLOSING, libc, others_named, wait_while_closing
 from .targets import Target, own_v2, perf_cgroups, read_text, v2_cgroups
 
-SCHEMA = 3
+SCHEMA = 4
 ENGINES = ("auto", "bpf", "perf")
 TRACEFS_CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 MS_RDONLY, MS_REMOUNT, MS_BIND = 1, 32, 4096
@@ -167,7 +167,8 @@ def perf_engine(args: argparse.Namespace, mountinfo: str, tracefs: str) -> Opene
     from .perfengine import PerfEngine
 
     found = perf_cgroups(args.targets, mountinfo)
-    events = list_events(tracefs)
+    # Fewer syscalls asked for, fewer events: what perf costs the target is per event.
+    events = [e for e in list_events(tracefs) if wanted(e.split("_", 2)[-1], args.syscalls)]
     interval = min(args.interval or args.duration, args.duration)
     engine = PerfEngine([t.name for t in found], events, raise_nofile(), args.duration, interval)
     return engine, [t.path for t in found], [t.directory for t in found]
@@ -203,6 +204,35 @@ def open_engine(args: argparse.Namespace, mountinfo: str, tracefs: str, stop: St
                 break
     wait_for_closing_perf(stop)
     return perf_engine(args, mountinfo, tracefs)
+
+
+def wanted(name: str, only: frozenset[str] | None) -> bool:
+    """Whether a syscall is counted: with --syscalls, the names asked for (a call through the
+    32-bit entry points as its name's); else all."""
+    return only is None or name.removeprefix("compat_") in only
+
+
+def selected(c: Counts, only: frozenset[str] | None) -> Counts:
+    """A target's counts of the syscalls asked for. The BPF engine sees every call in the
+    kernel whatever is asked; what is not asked for is left out here."""
+    if only is None:
+        return c
+
+    def keep(d: dict) -> dict:
+        return {name: v for name, v in d.items() if wanted(name, only)}
+
+    return Counts(keep(c.calls), keep(c.errors), keep(c.errnos), keep(c.time_ns), keep(c.max_ns))
+
+
+def counted_names(engine: Engine, only: frozenset[str] | None) -> list[str]:
+    """The names the report may hold (its --all rows): the engine's, or those asked for that
+    it has; none of them here is a failure."""
+    names = [n for n in engine.syscalls if wanted(n, only)]
+    if not names:
+        asked = ", ".join(sorted(only or ()))[:120]
+        raise HelperFailure("syscall", f"no syscall asked for is one of this host's "
+                                       f"({platform.machine()}): {asked}")
+    return names
 
 
 def rows(c: Counts) -> list[dict]:
@@ -242,6 +272,7 @@ def count(args: argparse.Namespace) -> tuple[dict, Engine]:
     tracefs = find_tracefs()
     engine, paths, directories = open_engine(args, mountinfo, tracefs, stop)
     try:
+        counted_names(engine, args.syscalls)
         return window(args, engine, paths, directories, mounts, stop), engine
     except BaseException:
         engine.close()
@@ -271,7 +302,8 @@ def window(args: argparse.Namespace, engine: Engine, paths: list[str], directori
     while (tick := engine.tick()) is not None:
         index += 1
         seconds = tick.seconds
-        totals = [merge(t, c) for t, c in zip(totals, tick.counts, strict=True)]
+        counts = [selected(c, args.syscalls) for c in tick.counts]
+        totals = [merge(t, c) for t, c in zip(totals, counts, strict=True)]
         if args.fleet is not None and not tick.final:
             # No attach stream to a Swarm task: the report so far, through the task's log.
             args.fleet.emit(report(args, engine, paths, [settled(t) for t in totals], exits, stop,
@@ -279,10 +311,13 @@ def window(args: argparse.Namespace, engine: Engine, paths: list[str], directori
         elif args.interval:
             write_line({"schema": SCHEMA, "kind": "interval", "index": index, "seconds": seconds,
                         "targets": [{**t.ident(), "syscalls": rows(agreeing(c))}
-                                    for t, c in zip(args.targets, tick.counts, strict=True)]})
+                                    for t, c in zip(args.targets, counts, strict=True)]})
         if tick.final:
             break
-    return report(args, engine, paths, engine.totals() or totals, exits, stop, host, seconds, started_at)
+    whole = engine.totals()
+    if whole is not None:
+        totals = [selected(c, args.syscalls) for c in whole]
+    return report(args, engine, paths, totals, exits, stop, host, seconds, started_at)
 
 
 def report(args: argparse.Namespace, engine: Engine, paths: list[str], totals: list[Counts],
@@ -300,7 +335,8 @@ def report(args: argparse.Namespace, engine: Engine, paths: list[str], totals: l
         },
         "host": {**host, "engine_version": engine.version},
         "latency": bool(args.latency and engine.name == "bpf"),
-        "syscalls_counted": engine.syscalls,
+        "syscalls_counted": counted_names(engine, args.syscalls),
+        "only": None if args.syscalls is None else sorted(args.syscalls),
         "targets": [
             {**target.ident(), "cgroup": path, "exited": i in exits.exited, "syscalls": rows(t)}
             for i, (target, path, t) in enumerate(zip(args.targets, paths, totals, strict=True))
@@ -328,8 +364,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--engine", choices=ENGINES, default="auto",
                         help="bpf, perf, or auto: bpf where it can run, else perf")
     parser.add_argument("--latency", action="store_true", help="also the time spent in each syscall (bpf)")
+    parser.add_argument("--syscalls", metavar="NAME,...",
+                        help="count only these syscalls (a call through the 32-bit entry points "
+                             "as its name's)")
     parser.add_argument("--stop-on-stdin", action="store_true")
     args = parser.parse_args(argv)
+    if args.syscalls is not None:
+        names = frozenset(args.syscalls.split(","))
+        if not names or not all(n and n.replace("_", "").isalnum() and n.isascii() for n in names):
+            parser.error("--syscalls takes syscall names, comma-separated")
+        args.syscalls = names
     if bool(args.pid) == bool(args.fleet):
         parser.error("give --pid (once per target) or --fleet")
     if any(pid <= 0 for pid in args.pid) or len(set(args.pid)) != len(args.pid):

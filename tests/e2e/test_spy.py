@@ -37,7 +37,7 @@ def test_help_documents_every_option(docker_env: dict[str, str]) -> None:
     for option in ("--duration", "--interval", "--filter", "--format", "--top", "--sort", "--all",
                    "--no-trunc", "--by-class", "--seccomp-profile", "--audit-profile",
                    "--helper-image", "--privileged", "--quiet", "--debug", "--log-level",
-                   "--engine", "--latency",
+                   "--engine", "--latency", "--syscall",
                    "Examples:", "Commands:"):
         assert option in proc.stdout, option
 
@@ -56,7 +56,7 @@ def test_exact_counts_of_calls_and_failed_calls(
                                    "--engine", spy_engine, forks=FORKS, signals=SIGNALS)
     assert code == 0, err
     doc = json.loads(out)
-    assert doc["schema"] == 3 and doc["kind"] == "report" and doc["engine"] == spy_engine
+    assert doc["schema"] == 4 and doc["kind"] == "report" and doc["engine"] == spy_engine
     assert doc["partial"] is False
     (only,) = doc["targets"]
     assert only["id"] == target.id and only["name"] == target.name and only["exited"] is False

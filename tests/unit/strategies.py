@@ -123,6 +123,7 @@ def helper_reports(draw: st.DrawFn, recorded: dict[str, Any]) -> HelperReport:
                  "cgroup_version": draw(st.sampled_from([1, 2])), "cgroup_layout": draw(printable),
                  "engine_version": draw(printable)},
         "syscalls_counted": counted,
+        "only": draw(st.sampled_from([None, sorted(counted)])),  # --syscall: the names asked for
         "targets": [{"pid": pid, "cgroup": draw(printable), "exited": draw(st.booleans()),
                      "syscalls": draw(rows(counted + (untabled if engine == "bpf" else []),
                                            engine == "bpf", latency))}

@@ -239,7 +239,7 @@ def test_other_read_errors_say_what_the_system_said(tmp_path: Path) -> None:
     (b"1" * 5000, "before.json is not JSON"),
     (b"[]", "before.json is not a docker spy report: it is not a JSON object"),
     (b'{"schema": 1, "target": {}}',
-     "before.json is a report of schema 1; docker spy diff reads schemas 2 to 3"),
+     "before.json is a report of schema 1; docker spy diff reads schemas 2 to 4"),
     (b'{"schema": "2"}', "before.json is not a docker spy report: it has no schema number"),
     (b'{"error": "boom"}', "before.json is not a docker spy report: it has no schema number"),
     (b'{"schema": 1, "kind": "diff"}',

@@ -141,8 +141,8 @@ def test_the_size_limit_is_16_mib() -> None:
 
 
 def test_an_older_or_newer_schema_says_which_it_reads() -> None:
-    assert refused(changed(put("schema", 4))) == (
-        "docker spy: a.json is a report of schema 4; docker spy diff reads schemas 2 to 3 "
+    assert refused(changed(put("schema", 5))) == (
+        "docker spy: a.json is a report of schema 5; docker spy diff reads schemas 2 to 4 "
         "(make it again with this version: docker spy CONTAINER --format json)")
 
 

@@ -207,7 +207,7 @@ def test_a_node_without_a_report_is_named_and_the_report_partial() -> None:
     job = fleet.Job("img", (task("web.1", "n1", "a", A), task("web.2", "n2", "b", B)), 3.0, 1.0)
     infos = (report.TargetInfo(A, "web.1", 0, node="a"), report.TargetInfo(B, "web.2", 0, node="b"))
     one = dict(recorded, targets=recorded["targets"][:1])
-    error = json.dumps({"schema": 3, "kind": "error",
+    error = json.dumps({"schema": report.SCHEMA, "kind": "error",
                         "error": {"code": "bpf", "message": "refused"}}).encode()
     merged = fleet.merged(job, infos, {"n1": helper_doc(one, [A], "n1", 3.0), "n2": error}, {}, False)
     assert merged.partial is True and merged.missing == (("b", "the helper failed (bpf): refused"),)

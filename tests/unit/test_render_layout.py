@@ -182,7 +182,7 @@ def test_json_is_indented_by_two_as_the_readme_shows() -> None:
     out = io.StringIO()
     render.write(web("perf"), View(fmt="json"), out)
     text = out.getvalue()
-    assert text.startswith('{\n  "schema": 3,\n  "kind": "report",\n') and text.endswith("}\n")
+    assert text.startswith('{\n  "schema": 4,\n  "kind": "report",\n') and text.endswith("}\n")
     d = fixture_diff("before.json", "after.json")
     out = io.StringIO()
     render.write_diff(d, "json", out)

@@ -81,7 +81,7 @@ def test_perf_report_has_no_errnos_nor_times() -> None:
 
 def test_document_hides_zero_rows_and_carries_the_facts() -> None:
     doc = report.to_document(load(RECORDED["bpf"]))
-    assert doc["schema"] == report.SCHEMA == 3 and doc["kind"] == "report"
+    assert doc["schema"] == report.SCHEMA == 4 and doc["kind"] == "report"
     assert doc["engine"] == "bpf" and doc["latency"] is True
     assert [r["name"] for r in doc["syscalls"]][:2] == ["fchdir", "getppid"]
     assert all(r["calls"] or r["errors"] for r in doc["syscalls"])

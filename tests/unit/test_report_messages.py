@@ -125,7 +125,7 @@ REPORT_REFUSALS = [
     (delete("cost.runs"), "cost.runs is missing"),
     (delete("cost.run_time_ns"), "cost.run_time_ns is missing"),
     (both(put("engine", "perf"), put("latency", False), untimed), "only the BPF engine measures its cost"),
-    (put("schema", 2), "schema 2, this plugin reads schema 3"),
+    (put("schema", 2), "schema 2, this plugin reads schema 4"),
     (put("kind", "verdict"), "kind is not report, interval or error"),
     (put("kind", "interval"), "a report was expected"),
     (put("kind", "error"), "report.error is missing"),
