@@ -21,7 +21,9 @@ SPY_ARGS = {"spy bpf": ["--engine", "bpf"], "spy bpf --latency": ["--engine", "b
             "spy perf": ["--engine", "perf"],
             # --syscall: perf opens the events of the syscalls asked for only; BPF sees every call
             "spy perf --syscall getppid": ["--engine", "perf", "--syscall", "getppid"],
-            "spy bpf --syscall getppid": ["--engine", "bpf", "--syscall", "getppid"]}
+            "spy bpf --syscall getppid": ["--engine", "bpf", "--syscall", "getppid"],
+            # --by-process: each call also counted for its process, in a hash map
+            "spy bpf --by-process": ["--engine", "bpf", "--by-process"]}
 METHODS = ("untraced", *SPY_ARGS, "perf syscalls:*", "bpf prototype", "strace -c -f")
 PROTOTYPE = Path(os.environ.get("SPY_BENCH_PROTOTYPE", "/work/shared/measurements/bpf-prototype"))
 WINDOW_S = 2.0

@@ -83,6 +83,8 @@ them in the kernel: with BPF where it can, else with perf.""",
                               'or "default") would deny; exit 3 if any', kind="string"),
         Flag("by-class", "Group the syscalls by class (file, network, process, memory, signal, "
                          "time, ipc, other) with subtotals"),
+        Flag("by-process", "Also count each process of a container apart: its pid, command, "
+                           "calls and top syscall (BPF engine)"),
         Flag("duration", "How long to count: 500ms, 30s, 2m, 1h; a bare number is seconds "
                          "(default: until Ctrl-C)", short="d", kind="duration", convert=parse_duration),
         Flag("engine", "How to count: bpf, perf, or auto (BPF where it can run, else perf)",
@@ -186,6 +188,7 @@ def spy_options(values: dict[str, Value], args: Sequence[str]) -> SpyOptions:
         engine=values["engine"], latency=values["latency"], services=services,  # type: ignore[arg-type]
         syscalls=_resolve_syscalls(values["syscall"]),  # type: ignore[arg-type]
         syscalls_named=_named_syscalls(values["syscall"]),  # type: ignore[arg-type]
+        by_process=values["by_process"],  # type: ignore[arg-type]
     )
     if opts.services and opts.interval is not None:
         raise UsageError("--interval is not yet there with --service",
@@ -196,6 +199,12 @@ def spy_options(values: dict[str, Value], args: Sequence[str]) -> SpyOptions:
         raise UsageError("--interval is longer than --duration")
     if opts.interval is not None and opts.fmt == "csv":
         raise UsageError("--interval prints a live table or JSON lines, not CSV")
+    if opts.by_process and opts.engine == "perf":
+        raise UsageError("--by-process needs the BPF engine (perf counts per cgroup only)",
+                         "leave --engine perf out")
+    if opts.by_process and opts.services:
+        raise UsageError("--by-process is not yet there with --service",
+                         "a Swarm task's helper cannot read the host's /proc")
     if opts.syscalls and opts.seccomp_profile:
         raise UsageError("--seccomp-profile needs every syscall counted", "leave --syscall out")
     return opts

@@ -56,6 +56,7 @@ class HelperRun:
     latency: bool = False
     tracefs_volume: bool = False  # tracefs_by_volume() of the engine host's kernel
     syscalls: tuple[str, ...] = ()  # count only these; (): every syscall
+    by_process: bool = False  # also each target's processes apart
 
 
 def helper_command(run: HelperRun) -> list[str]:
@@ -69,6 +70,8 @@ def helper_command(run: HelperRun) -> list[str]:
         command.append("--latency")
     if run.syscalls:
         command += ["--syscalls", ",".join(run.syscalls)]
+    if run.by_process:
+        command.append("--by-process")
     return [*command, "--stop-on-stdin"]
 
 

@@ -39,6 +39,7 @@ class SpyOptions:
     fmt_given: bool = False  # --format was on the command line (a live view piped: tables)
     syscalls: tuple[str, ...] = ()  # --syscall: count only these (names); (): every syscall
     syscalls_named: tuple[str, ...] = ()  # those of them named one by one (not by class)
+    by_process: bool = False  # also each target's processes apart (BPF)
 
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h)")

@@ -9,12 +9,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .report import MIN_RATE_SECONDS, Report, SyscallCount, has_rates, to_document
+from .report import (
+    MIN_RATE_SECONDS,
+    OtherProcesses,
+    ProcessCounts,
+    Report,
+    SyscallCount,
+    TargetCounts,
+    errno_order,
+    has_rates,
+    to_document,
+)
 
 if TYPE_CHECKING:
     from .diff import Change, Count, Diff, Snapshot
 
 CSV_HEADER = ("container", "syscall", "calls", "errors", "calls_per_second", "share_percent")
+CMD_WIDTH = 40  # a process's command line in the table, unless --no-trunc
+OTHER = "other processes"  # the row of a target's processes beyond those listed
 WHY_PARTIAL = {"interrupted": "interrupted", "target-exited": "the container stopped",
                "helper-stopped": "the helper was stopped"}
 BAR_WIDTH = 20
@@ -210,7 +222,72 @@ def table(report: Report, view: View = View()) -> str:
     lines.insert(len(lines) - 1, lines[1])
     if report.latency:
         lines += ["", LATENCY_NOTE]
-    return title(report, view) + "\n\n" + "\n".join(lines)
+    text = title(report, view) + "\n\n" + "\n".join(lines)
+    for t in report.targets if report.by_process else ():
+        text += "\n\n" + process_table(report, t, view)
+    return text
+
+
+def top_of(rows: Sequence[SyscallCount], total: int) -> str:
+    """A process's busiest syscall and its share of the process's calls: `getppid 98%`."""
+    busiest = max(rows, key=lambda s: (s.calls, s.errors), default=None)
+    if busiest is None or not total:
+        return ""
+    return f"{busiest.name} {100 * busiest.calls / total:.0f}%"
+
+
+def top_errno_of(rows: Sequence[SyscallCount]) -> str:
+    """A process's most frequent errno over all its syscalls, and its share of its failures."""
+    by_errno: dict[str, int] = {}
+    for s in rows:
+        for e, n in s.errnos or ():
+            by_errno[e] = by_errno.get(e, 0) + n
+    ordered = errno_order(by_errno)
+    failed = sum(by_errno.values())
+    return f"{ordered[0][0]} {100 * ordered[0][1] / failed:.0f}%" if ordered and failed else ""
+
+
+def process_table(report: Report, t: TargetCounts, view: View) -> str:
+    """--by-process: a target's processes, one row each, most calls first (--top limits them),
+    then the rest of its calls as one row: PID (in the container), COMMAND, calls, errors,
+    top syscall and errno, rate, share of the target's calls, the command line."""
+    listed: list[ProcessCounts | OtherProcesses] = list(t.processes or ())
+    shown = listed[:view.top]
+    cut = listed[len(shown):]
+    seconds = (t.window or report.window).measured_seconds
+    errnos = has_errnos(report)
+
+    def cells(pid: str, command: str, p: ProcessCounts | OtherProcesses, cmd: str) -> list[str]:
+        row = [pid, command, f"{p.total_calls:,}", f"{p.total_errors:,}", top_of(p.syscalls, p.total_calls)]
+        row += [top_errno_of(p.syscalls)] if errnos else []
+        rate = f"{p.total_calls / seconds:,.1f}" if has_rates(seconds) else "-"
+        share = f"{100 * p.total_calls / t.total_calls:.1f}%" if t.total_calls else "-"
+        return [*row, rate, share, cmd]
+
+    body = [cells("-" if p.pid is None else str(p.pid), p.comm + (" (exited)" if p.exited else ""), p,
+                  "" if p.cmdline is None else short(p.cmdline, view, CMD_WIDTH))
+            for p in shown if isinstance(p, ProcessCounts)]
+    rest = t.other_processes
+    if cut:  # those --top leaves out join the rest's row
+        from .report import summed
+
+        parts = [*(p.syscalls for p in cut), rest.syscalls if rest else ()]
+        count = len(cut) + (rest.processes if rest else 0)
+        rest = OtherProcesses(count, bool(rest and rest.more), summed(parts))
+    if rest is not None:
+        many = f"{rest.processes:,}{'+' if rest.more else ''}"
+        body.append(cells("", f"{OTHER} ({many})" if rest.processes else OTHER, rest, ""))
+    headers = ["PID", "COMMAND", "CALLS", "ERRORS", "TOP SYSCALL", *(["TOP ERRNO"] if errnos else []),
+               "CALLS/S", "SHARE", "COMMAND LINE"]
+    align = ["right", "left", "right", "right", "left", *(["left"] if errnos else []),
+             "right", "right", "left"]
+    if not body:
+        return f"{t.target.name}: no process made a syscall in the window"
+    text = tabulate(body, headers=headers, tablefmt="simple", disable_numparse=True, colalign=align)
+    n = len(t.processes or ()) + (t.other_processes.processes if t.other_processes else 0)
+    more = "+" if t.other_processes and t.other_processes.more else ""
+    who = f"{t.target.name}: {n:,}{more} process{'es' * (n != 1)}"
+    return who + "\n\n" + "\n".join(line.rstrip() for line in text.splitlines())
 
 
 def document(report: Report, view: View) -> dict[str, Any]:
@@ -233,6 +310,17 @@ def document(report: Report, view: View) -> dict[str, Any]:
     return doc
 
 
+def _csv_parts(report: Report, t: TargetCounts) -> list[tuple[tuple[str, ...], Sequence[SyscallCount]]]:
+    """The rows of a target in CSV: its own, or with --by-process each process's (pid, comm)
+    and the rest's (no pid, `other processes`)."""
+    if not report.by_process:
+        return [((), t.syscalls)]
+    parts = [((str(p.pid) if p.pid is not None else "", p.comm), p.syscalls) for p in t.processes or ()]
+    if t.other_processes is not None:
+        parts.append((("", OTHER), t.other_processes.syscalls))
+    return parts
+
+
 def write(report: Report, view: View, stream: TextIO) -> None:
     if view.fmt == "json":
         stream.write(json.dumps(document(report, view), indent=2) + "\n")
@@ -245,20 +333,24 @@ def write(report: Report, view: View, stream: TextIO) -> None:
             header.insert(2, "class")
         header += ["errnos"] if has_errnos(report) else []
         header += ["time_ns", "max_ns"] if report.latency else []
+        if report.by_process:  # a row per container, process and syscall
+            header[1:1] = ["pid", "comm"]
         out.writerow(header)
         for t in report.targets:
             seconds = (t.window or report.window).measured_seconds
-            for s in rows(t.syscalls, view):
-                rate = f"{s.calls / seconds:.3f}" if has_rates(seconds) else ""
-                row = [t.target.name, s.name, s.calls, s.errors, rate,
-                       f"{100 * s.calls / (t.total_calls or 1):.3f}"]
-                if view.by_class:
-                    row.insert(2, classify(s.name))
-                if has_errnos(report):
-                    row.append(" ".join(f"{e}:{n}" for e, n in s.errnos or ()))
-                if report.latency:
-                    row += ["" if s.time_ns is None else s.time_ns, "" if s.max_ns is None else s.max_ns]
-                out.writerow(row)
+            for who, counts in _csv_parts(report, t):
+                for s in rows(counts, view):
+                    rate = f"{s.calls / seconds:.3f}" if has_rates(seconds) else ""
+                    row = [t.target.name, *who, s.name, s.calls, s.errors, rate,
+                           f"{100 * s.calls / (t.total_calls or 1):.3f}"]
+                    if view.by_class:
+                        row.insert(2 + len(who), classify(s.name))
+                    if has_errnos(report):
+                        row.append(" ".join(f"{e}:{n}" for e, n in s.errnos or ()))
+                    if report.latency:
+                        row += ["" if s.time_ns is None else s.time_ns,
+                                "" if s.max_ns is None else s.max_ns]
+                    out.writerow(row)
     else:
         stream.write(table(report, view) + "\n")
     stream.flush()

@@ -6,7 +6,9 @@ Schema 3: one helper counts several targets with one engine (bpf or perf); it pr
 `interval` documents (with --interval) and then one `report` or `error` document, one JSON
 document per line. The BPF engine adds each failure's errno, with --latency the time spent in
 each syscall, and what its programs cost the kernel.
-Schema 4: a report says which syscalls were asked for (`only`, with --syscall; null: all).
+Schema 4: a report says which syscalls were asked for (`only`, with --syscall; null: all),
+and with --by-process (`by_process`) each target's processes and the rest (`other_processes`),
+which add up to the target syscall by syscall.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ UNTABLED_NAME = re.compile(r"^compat_[a-z0-9_]{1,57}\Z|^(compat_)?syscall_[0-9]{
 ERRNO_NAME = re.compile(r"^E[A-Z0-9_]{1,31}\Z")
 MAX_ERRNOS = 4096
 PRINTABLE = re.compile(r"^[\x20-\x7e]{0,200}\Z")
+MAX_PROCESSES = 100  # a target's processes listed with --by-process (helper/processes.py)
+MAX_PID = (1 << 22)  # the kernel's PID_MAX_LIMIT
+COMM_CHARS = 16
 STOP_REASONS = ("interrupted", "target-exited", "helper-stopped")
 ENGINES = ("bpf", "perf")
 
@@ -110,11 +115,35 @@ class _Totals:
 
 
 @dataclass(frozen=True)
+class ProcessCounts(_Totals):
+    """One process of a target (--by-process): its calls, failures and errnos."""
+
+    pid: int | None  # as the container sees it; None: it exited before the helper saw it
+    host_pid: int
+    comm: str
+    cmdline: str | None  # shortened; None where it was never seen running
+    exited: bool  # it exited within the window
+    syscalls: tuple[SyscallCount, ...]  # those it called, most first
+    lost: int = 0  # calls the kernel had no room to keep for it (they are in the rest)
+
+
+@dataclass(frozen=True)
+class OtherProcesses(_Totals):
+    """A target's counts less its processes': the processes beyond MAX_PROCESSES."""
+
+    processes: int  # how many processes that is
+    more: bool  # at least that many: too many to tell apart
+    syscalls: tuple[SyscallCount, ...]
+
+
+@dataclass(frozen=True)
 class TargetCounts(_Totals):
     target: TargetInfo
     syscalls: tuple[SyscallCount, ...]  # sorted by calls, most first; zero rows included
     exited: bool = False  # the container stopped during the window
     window: Window | None = None  # its own, when its helper's differs (a Swarm node's)
+    processes: tuple[ProcessCounts, ...] | None = None  # --by-process: most calls first
+    other_processes: OtherProcesses | None = None  # --by-process: the rest, if any
 
 
 @dataclass(frozen=True)
@@ -131,6 +160,7 @@ class Report(_Totals):
     uncounted: int = 0  # calls the engine saw but had no room to count
     missing: tuple[tuple[str, str], ...] = ()  # Swarm nodes that gave no report: (node, why)
     only: tuple[str, ...] | None = None  # --syscall: the syscalls asked for (None: all)
+    by_process: bool = False  # each target's processes are counted apart
 
     def rate(self, per_target: Sequence[int]) -> float | None:
         """Calls per second of calls made by each target (in the targets' order): over the
@@ -327,7 +357,8 @@ def interval_from_helper(raw: bytes, *, pids: Sequence[int], previous: float,
     )
 
 
-def from_helper(raw: bytes, *, targets: Sequence[TargetInfo], requested_seconds: float) -> Report:
+def from_helper(raw: bytes, *, targets: Sequence[TargetInfo], requested_seconds: float,
+                by_process: bool = False) -> Report:
     """Validate the helper's `report` document against what was asked of it; build the Report.
     Targets with no PID (Swarm tasks) are known to their helper by container id."""
     doc = decode(raw)
@@ -351,15 +382,20 @@ def from_helper(raw: bytes, *, targets: Sequence[TargetInfo], requested_seconds:
         raise _bad("syscalls_counted is not a list of syscall names")
     names = frozenset(known)
     only = _only(doc, names)
+    if CHECK.get(doc, "by_process", bool, "report.") != by_process:
+        raise _bad("by_process is not what was asked for")
     counted = []
     for i, (entry, info) in enumerate(zip(entries, targets, strict=True)):
         seen = {s.name: s for s in _rows(entry, "syscalls", f"targets[{i}]", names, latency)}
         rows = [*seen.values(), *(SyscallCount(n, 0, 0) for n in names if n not in seen)]
+        procs, other = _processes(entry, f"targets[{i}]", names, seen) if by_process else (None, None)
         counted.append(TargetCounts(
             target=TargetInfo(info.id, info.name, info.pid, CHECK.text(entry, "cgroup", f"targets[{i}]."),
                               info.node),
             syscalls=by_calls(rows),
             exited=CHECK.get(entry, "exited", bool, f"targets[{i}]."),
+            processes=procs,
+            other_processes=other,
         ))
     return Report(
         targets=tuple(counted),
@@ -380,7 +416,56 @@ def from_helper(raw: bytes, *, targets: Sequence[TargetInfo], requested_seconds:
         cost=_cost(doc, engine),
         uncounted=CHECK.integer(doc, "uncounted", "report.") if "uncounted" in doc else 0,
         only=only,
+        by_process=by_process,
     )
+
+
+def _processes(entry: Any, where: str, names: frozenset[str], target: dict[str, SyscallCount]
+               ) -> tuple[tuple[ProcessCounts, ...], OtherProcesses | None]:
+    """A target's processes and the rest, checked to add up to the target, syscall by
+    syscall (calls, failures and failures by errno)."""
+    listed = CHECK.get(entry, "processes", list, f"{where}.")
+    if len(listed) > MAX_PROCESSES:
+        raise _bad(f"{where} lists more than {MAX_PROCESSES} processes")
+    found = []
+    for j, p in enumerate(listed):
+        at = f"{where}.processes[{j}]"
+        pid = None if isinstance(p, dict) and p.get("pid", 0) is None else \
+            CHECK.integer(p, "pid", f"{at}.", 1, MAX_PID)
+        cmdline = None if isinstance(p, dict) and p.get("cmdline", "") is None else \
+            CHECK.text(p, "cmdline", f"{at}.")
+        comm = CHECK.text(p, "comm", f"{at}.")
+        if len(comm) > COMM_CHARS:
+            raise _bad(f"{at}.comm is longer than a command name")
+        rows = _rows(p, "syscalls", at, names)
+        one = ProcessCounts(pid, CHECK.integer(p, "host_pid", f"{at}.", 1, MAX_PID), comm, cmdline,
+                            CHECK.get(p, "exited", bool, f"{at}."), by_calls(rows),
+                            CHECK.integer(p, "lost", f"{at}.") if "lost" in p else 0)
+        _total_is(p, at, one)
+        found.append(one)
+    if len({p.host_pid for p in found}) != len(found):
+        raise _bad(f"{where} lists a process twice")
+    other = None
+    rest = CHECK.get(entry, "other_processes", (dict, type(None)), f"{where}.")
+    if rest is not None:
+        at = f"{where}.other_processes"
+        other = OtherProcesses(CHECK.integer(rest, "processes", f"{at}."),
+                               CHECK.get(rest, "more", bool, f"{at}."),
+                               by_calls(_rows(rest, "syscalls", at, names)))
+        _total_is(rest, at, other)
+    parts = summed([*(p.syscalls for p in found), other.syscalls if other else ()])
+    whole = [s for s in target.values() if s.calls or s.errors]
+    if {s.name: (s.calls, s.errors, s.errnos) for s in parts} != \
+            {s.name: (s.calls, s.errors, s.errnos) for s in whole}:
+        raise _bad(f"the processes of {where} do not add up to it")
+    return tuple(found), other
+
+
+def _total_is(obj: Any, where: str, counted: _Totals) -> None:
+    total = CHECK.get(obj, "total", dict, f"{where}.")
+    if (CHECK.integer(total, "calls", f"{where}.total."), CHECK.integer(total, "errors", f"{where}.total.")) \
+            != (counted.total_calls, counted.total_errors):
+        raise _bad(f"{where}.total is not the sum of its syscalls")
 
 
 def _only(doc: dict[str, Any], counted: frozenset[str]) -> tuple[str, ...] | None:
@@ -452,8 +537,29 @@ def to_document(report: Report, *, include_zero: bool = False) -> dict[str, Any]
         if t.window is not None:
             entry["window"] = {"measured_seconds": t.window.measured_seconds,
                                "started_at": t.window.started_at}
-        return {**entry, "total": {"calls": t.total_calls, "errors": t.total_errors},
-                "syscalls": shown(t.syscalls, i)}
+        entry = {**entry, "total": {"calls": t.total_calls, "errors": t.total_errors},
+                 "syscalls": shown(t.syscalls, i)}
+        if t.processes is not None:
+            entry["processes"] = [process(i, p) for p in t.processes]
+            o = t.other_processes
+            entry["other_processes"] = None if o is None else {
+                "processes": o.processes, "more": o.more,
+                "total": {"calls": o.total_calls, "errors": o.total_errors},
+                "syscalls": [_row(s, own_rate(i, s.calls)) for s in o.syscalls]}
+        return entry
+
+    def own_rate(i: int, calls: int) -> float | None:
+        w = report.targets[i].window
+        own = w.measured_seconds if w else seconds
+        return calls / own if has_rates(own) else None
+
+    def process(i: int, p: ProcessCounts) -> dict[str, Any]:
+        doc = {"pid": p.pid, "host_pid": p.host_pid, "comm": p.comm, "cmdline": p.cmdline,
+               "exited": p.exited, "total": {"calls": p.total_calls, "errors": p.total_errors},
+               "syscalls": [_row(s, own_rate(i, s.calls)) for s in p.syscalls]}
+        if p.lost:
+            doc["lost"] = p.lost
+        return doc
 
     doc: dict[str, Any] = {
         "schema": SCHEMA,
@@ -482,4 +588,5 @@ def to_document(report: Report, *, include_zero: bool = False) -> dict[str, Any]
     if report.missing:
         doc["missing"] = [{"node": node, "reason": why} for node, why in report.missing]
     doc["only"] = None if report.only is None else list(report.only)
+    doc["by_process"] = report.by_process
     return doc

@@ -90,7 +90,7 @@ def plan(globals_: daemon.GlobalOptions, opts: SpyOptions) -> Plan:
         live.progress_interval(seconds) if mode == "progress" else None)
     spec = launcher.HelperRun(image, targets, seconds, opts.privileged, interval, opts.engine,
                               opts.latency, launcher.tracefs_by_volume(daemon.kernel_release(client)),
-                              opts.syscalls)
+                              opts.syscalls, opts.by_process)
     infos = tuple(report.TargetInfo(t.id, t.name, t.pid) for t in targets)
     return Plan(client, ", ".join(t.name for t in targets), infos, spec, view, mode, profile)
 
@@ -172,7 +172,8 @@ def run(p: Plan, opts: SpyOptions, interrupts: Interrupts,
 
 def the_report(p: Plan, opts: SpyOptions, raw: bytes) -> report.Report:
     """The helper's document, validated, as the user asked for it."""
-    rep = report.from_helper(raw, targets=p.infos, requested_seconds=p.spec.seconds)
+    rep = report.from_helper(raw, targets=p.infos, requested_seconds=p.spec.seconds,
+                             by_process=opts.by_process)
     if opts.seconds is None:
         # Counting until Ctrl-C: no window was asked for, and the interrupt is its end.
         rep = dataclasses.replace(rep, window=dataclasses.replace(rep.window, requested_seconds=None))

@@ -24,9 +24,10 @@ from pathlib import Path
 
 from . import libbpf
 from .cgroup import V2Cgroup
-from .engine import Counts, Tick
+from .engine import Counts, Process, Processes, Tick
 from .libbpf import BpfError
 from .peers import libc
+from .processes import MAX_PROCESSES
 from .systables import COUNT_AT_ENTER, RETURN_TWICE, Arch
 
 OBJECT = Path(__file__).resolve().parent / "bpf" / "spy.bpf.o"
@@ -34,13 +35,20 @@ NR_SLOTS = 512  # as in spy.bpf.c
 MAX_LEVELS = 8
 FEW_TARGETS = 8
 ABI_COMPAT = 1
-CONFIG = struct.Struct(f"<IIIIQQII{NR_SLOTS}s4I")  # struct config
+CONFIG = struct.Struct(f"<IIIIQQII{NR_SLOTS}s4I6I")  # struct config
 CONTROL = struct.Struct(f"<II{MAX_LEVELS}III{FEW_TARGETS}Q{FEW_TARGETS}IQ")  # struct control
 COUNTS = struct.Struct("<QQ")  # struct counts (and struct times)
 OTHER_KEY = struct.Struct("<HHI")
 ERRNO_KEY = struct.Struct("<HHI")
 SLOT_KEY = struct.Struct("<I")
 CGROUP_KEY = struct.Struct("<Q")
+PROC_KEY = struct.Struct("<II")  # struct proc_key: slot, tgid
+PROC = struct.Struct("<QQQII16s")  # struct proc: calls, errors, lost, exited, pad, comm
+CALL_KEY = struct.Struct("<IIIHH")  # struct call_key: slot, tgid, nr, abi, errno
+FOLDS = struct.Struct("<II")  # struct folds: processes not kept, and whether more were
+CALLS_PER_PROCESS = 48  # room in proc_calls for each kept process: distinct syscalls and errnos
+MAX_PROC_CALLS = 65536  # at most, whatever the targets: ~5 MiB of kernel memory, preallocated
+FOLD_ROOM = 8192  # processes not kept that are told apart (more: `more` is set)
 ENTER_TRACEPOINTS = tuple(f"sys_enter_{name}" for name in COUNT_AT_ENTER)
 IN_FLIGHT = 16384  # threads of the targets in a syscall at once, with latency on
 SELF_TEST = {"getppid": 5, "close": 3, "rt_sigreturn": 2}
@@ -68,16 +76,19 @@ class Snapshot:
     uncounted: int = 0  # compat or out-of-range calls that found no room
 
 
-def config_bytes(arch: Arch, latency: bool) -> bytes:
+def config_bytes(arch: Arch, latency: bool, by_process: bool = False,
+                 max_procs: int = MAX_PROCESSES) -> bytes:
     layout = arch.layout
     twice = bytearray(NR_SLOTS)
     for nr in arch.numbers(RETURN_TWICE):
         if nr < NR_SLOTS:
             twice[nr] = 1
     compat = sorted(nr for nr, name in arch.compat.items() if name in RETURN_TWICE)[:4]
+    number = {name: nr for nr, name in arch.native.items()}
     return CONFIG.pack(layout.regs_off, layout.nr_word, int(layout.nr_is_s32), layout.mode_word,
                        layout.compat_mask, layout.compat_value, int(latency), 0, bytes(twice),
-                       *compat, *[0] * (4 - len(compat)))
+                       *compat, *[0] * (4 - len(compat)), int(by_process), max_procs,
+                       number["execve"], number["execveat"], number["exit_group"], 0)
 
 
 def control_bytes(enabled: bool, cgroups: dict[int, tuple[int, int]], since_ns: int = 0) -> bytes:
@@ -130,6 +141,40 @@ def delta(before: Snapshot, after: Snapshot, slot: int, arch: Arch, whole: bool 
     return Counts(calls, errors, errnos, time_ns, max_ns)
 
 
+def processes_of(slot: int, procs: dict[tuple[int, int], tuple], calls: dict[tuple, tuple[int, int]],
+                 folds: tuple[int, int], arch: Arch) -> Processes:
+    """Target `slot`'s processes from the maps as read with counting off: `procs` maps
+    (slot, tgid) to struct proc's fields, `calls` maps struct call_key's fields to (calls,
+    errors), `folds` is the slot's struct folds. A process's failures without their errno (no
+    room in the map) are ELOST, as a target's are; most calls first."""
+    rows: dict[int, tuple[dict[str, int], dict[str, int], dict[str, dict[str, int]]]] = {}
+    for (s, tgid, nr, abi, err), (n, failed) in calls.items():
+        if s != slot or (s, tgid) not in procs:
+            continue
+        made, errors, errnos = rows.setdefault(tgid, ({}, {}, {}))
+        name = arch.name(nr, compat=abi == ABI_COMPAT)
+        if err:
+            by_errno = errnos.setdefault(name, {})
+            by_errno[arch.errno_name(err)] = by_errno.get(arch.errno_name(err), 0) + n
+        else:
+            made[name] = made.get(name, 0) + n
+            if failed:
+                errors[name] = errors.get(name, 0) + failed
+    kept = []
+    for (s, tgid), (_, _, lost, exited, _, comm) in procs.items():
+        if s != slot:
+            continue
+        made, errors, errnos = rows.get(tgid, ({}, {}, {}))
+        for name, failed in errors.items():
+            unknown = failed - sum(errnos.get(name, {}).values())
+            if unknown > 0:
+                errnos.setdefault(name, {})[UNKNOWN_ERRNO] = unknown
+        name = comm.split(b"\0", 1)[0].decode("utf-8", "replace")
+        kept.append(Process(tgid, name, bool(exited), Counts(made, errors, errnos), lost))
+    kept.sort(key=lambda p: (-sum(p.counts.calls.values()), p.host_pid))
+    return Processes(kept, folds[0], bool(folds[1]))
+
+
 def check_enter_format(tracefs: str) -> None:
     """The enter program reads the syscall number at offset 8 of its context."""
     for event in ENTER_TRACEPOINTS:
@@ -146,9 +191,10 @@ class BpfEngine:
     name = "bpf"
 
     def __init__(self, targets: list[V2Cgroup], own: V2Cgroup, arch: Arch, tracefs: str,
-                 duration_s: float, interval_s: float, latency: bool) -> None:
+                 duration_s: float, interval_s: float, latency: bool, by_process: bool = False) -> None:
         self.targets, self.own, self.arch = targets, own, arch
         self.duration_s, self.interval_s, self.latency = duration_s, interval_s, latency
+        self.by_process = by_process
         self.version = libbpf.version()
         self.syscalls = sorted(set(arch.native.values()))
         self.finished = threading.Event()
@@ -178,7 +224,7 @@ class BpfEngine:
 
     def _load(self) -> None:
         obj = self.obj = libbpf.Object(OBJECT.read_bytes(), self.messages)
-        obj.set_rodata(config_bytes(self.arch, self.latency))
+        obj.set_rodata(config_bytes(self.arch, self.latency, self.by_process))
         entries = self.slots * NR_SLOTS
         for name in ("counts", "touched"):
             obj.set_max_entries(name, entries)
@@ -187,9 +233,17 @@ class BpfEngine:
         obj.set_max_entries("errnos", 1024 + 128 * self.slots)
         obj.set_max_entries("other", 256 + 64 * self.slots)
         obj.set_autoload("stamp_enter", self.latency)
+        by_process = self.by_process
+        obj.set_max_entries("procs", self.slots * (MAX_PROCESSES + self.cpus) if by_process else 1)
+        obj.set_max_entries("proc_calls", min(MAX_PROC_CALLS, self.slots * MAX_PROCESSES
+                                              * CALLS_PER_PROCESS) if by_process else 1)
+        obj.set_max_entries("folded", FOLD_ROOM if by_process else 1)
+        for name in ("admitted", "folds"):
+            obj.set_max_entries(name, self.slots if by_process else 1)
         obj.load()
         self.fd = {name: obj.map_fd(name) for name in
-                   ("control", "targets", "counts", "touched", "times", "other", "errnos", "lost")}
+                   ("control", "targets", "counts", "touched", "times", "other", "errnos", "lost",
+                    "procs", "admitted", "proc_calls", "folded", "folds")}
         length = -(-entries * 8 // mmap.PAGESIZE) * mmap.PAGESIZE  # one 8-byte element a slot
         self.touched = mmap.mmap(self.fd["touched"], length, mmap.MAP_SHARED, mmap.PROT_READ)
         probe = libbpf.enable_stats()
@@ -244,6 +298,7 @@ class BpfEngine:
         del self.cgroups[own]
         libbpf.update(self.fd["control"], SLOT_KEY.pack(0), control_bytes(False, self.cgroups))
         self._zero_times()
+        self._forget_processes()
         self.baseline = self.previous = self.snapshot()
         self.cost_before = self._program_stats()
         self.started = time.monotonic()
@@ -343,6 +398,46 @@ class BpfEngine:
         nr = MEMBARRIER_NR.get(self.arch.machine)
         if nr is None or libc().syscall(nr, MEMBARRIER_GLOBAL, 0, 0) != 0:
             time.sleep(0.05)
+
+    def _forget_processes(self) -> None:
+        """With counting off: the processes seen before the window (the self-test's, and the
+        targets' while it ran) are not the window's, nor do they take a target's room."""
+        if not self.by_process:
+            return
+        for name, size in (("procs", PROC_KEY.size), ("proc_calls", CALL_KEY.size),
+                           ("folded", PROC_KEY.size)):
+            for key in list(libbpf.keys(self.fd[name], size)):
+                libbpf.delete(self.fd[name], key)
+        for slot in range(self.slots):
+            libbpf.update(self.fd["admitted"], SLOT_KEY.pack(slot), bytes(4))
+            libbpf.update(self.fd["folds"], SLOT_KEY.pack(slot), bytes(FOLDS.size))
+
+    def process_ids(self) -> list[tuple[int, int]]:
+        """The (slot, host pid) of every process kept so far (while counting goes on)."""
+        if not self.by_process or self.obj is None:
+            return []
+        return [PROC_KEY.unpack(key) for key in libbpf.keys(self.fd["procs"], PROC_KEY.size)]
+
+    def processes(self) -> list[Processes] | None:
+        """After the last tick (counting off): each target's processes over the window."""
+        if not self.by_process or self.obj is None:
+            return None
+        procs = {}
+        for key in libbpf.keys(self.fd["procs"], PROC_KEY.size):
+            raw = libbpf.lookup(self.fd["procs"], key, PROC.size)
+            if raw is not None:
+                procs[PROC_KEY.unpack(key)] = PROC.unpack(raw)
+        calls = {}
+        for key in libbpf.keys(self.fd["proc_calls"], CALL_KEY.size):
+            raw = libbpf.lookup(self.fd["proc_calls"], key, COUNTS.size)
+            if raw is not None:
+                calls[CALL_KEY.unpack(key)] = COUNTS.unpack(raw)
+        out = []
+        for slot in range(len(self.targets)):
+            raw = libbpf.lookup(self.fd["folds"], SLOT_KEY.pack(slot), FOLDS.size)
+            folds = FOLDS.unpack(raw) if raw is not None else (0, 0)
+            out.append(processes_of(slot, procs, calls, folds, self.arch))
+        return out
 
     def _program_stats(self) -> list[tuple[int, int]]:
         if not self.stats or self.obj is None:

@@ -23,6 +23,26 @@ class Counts:
 
 
 @dataclass(frozen=True)
+class Process:
+    """One process (thread group) of a target over the window, as the kernel saw it."""
+
+    host_pid: int  # in the host's pid namespace
+    comm: str  # its command name: at its last execve, or at exit_group
+    exited: bool  # it called exit_group
+    counts: Counts  # its calls, failures and errnos, by syscall name
+    lost: int = 0  # calls the kernel's map had no room to keep for it
+
+
+@dataclass(frozen=True)
+class Processes:
+    """A target's processes: those kept (at most the engine's bound), and how many were not."""
+
+    kept: list[Process]
+    folded: int = 0  # processes beyond the bound: their calls are the target's less the kept's
+    more: bool = False  # more were folded than could be told apart: `folded` is a floor
+
+
+@dataclass(frozen=True)
 class Tick:
     """One interval of every target."""
 
@@ -55,6 +75,13 @@ class Engine(Protocol):
 
     def uncounted(self) -> int:
         """Calls it saw but could not count (a full map)."""
+
+    def process_ids(self) -> list[tuple[int, int]]:
+        """While counting: the (target index, host pid) of the processes kept so far."""
+
+    def processes(self) -> list[Processes] | None:
+        """After the last tick: each target's processes over the window, where the engine
+        counted them (--by-process, BPF); None where it did not."""
 
     def close(self) -> None:
         """After the report: let go of everything counting held."""

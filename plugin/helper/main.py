@@ -22,16 +22,19 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
-from . import cgroup, fleet
-from .engine import Counts, Engine, HelperFailure, agreeing, merge, settled
+from . import cgroup, fleet, processes
+from .engine import Counts, Engine, HelperFailure, Processes, agreeing, merge, settled
 from .peers import CLOSING, libc, others_named, wait_while_closing
 from .targets import Target, own_v2, perf_cgroups, read_text, v2_cgroups
 
 SCHEMA = 4
 ENGINES = ("auto", "bpf", "perf")
 TRACEFS_CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+LOOK_EVERY_S = 0.1  # --by-process: how often /proc is read for the processes new to the engine
+LOOK_AT_START = 1000  # --by-process: processes of a target looked at before its window
 MS_RDONLY, MS_REMOUNT, MS_BIND = 1, 32, 4096
 
 
@@ -159,8 +162,53 @@ def bpf_engine(args: argparse.Namespace, mountinfo: str, tracefs: str) -> Opened
     except KeyError:
         raise cgroup.CgroupError(f"no syscall table for {platform.machine()}") from None
     interval = min(args.interval or args.duration, args.duration)
-    engine = BpfEngine(found, own, arch, tracefs, args.duration, interval, args.latency)
+    engine = BpfEngine(found, own, arch, tracefs, args.duration, interval, args.latency,
+                       args.by_process)
     return engine, [t.path for t in found], [t.directory for t in found]
+
+
+class Looker:
+    """--by-process: what /proc says of each process the engine keeps, looked at soon after
+    it first calls (every LOOK_EVERY_S), so that one that exits within the window keeps its pid
+    in its container and its command line. /proc/<pid>/status, cmdline and comm are readable
+    without ptrace rights; the target's pid namespace itself is not."""
+
+    def __init__(self, look: Callable[[int], processes.Seen | None] = processes.look) -> None:
+        self.look = look
+        self.seen: dict[int, processes.Seen] = {}
+
+    def look_present(self, directories: list[str]) -> None:
+        """Before the window: every process already in the targets' cgroups (and below), so
+        that one that exits early in the window is known too; at most LOOK_AT_START each."""
+        for directory in directories:
+            for pid in processes.cgroup_pids(directory, LOOK_AT_START):
+                if pid not in self.seen and (seen := self.look(pid)) is not None:
+                    self.seen[pid] = seen
+
+    def look_new(self, engine: Engine) -> None:
+        for _, tgid in engine.process_ids():
+            if tgid not in self.seen and (seen := self.look(tgid)) is not None:
+                self.seen[tgid] = seen
+
+    def watch(self, engine: Engine) -> None:
+        while not engine.finished.wait(LOOK_EVERY_S):
+            self.look_new(engine)
+
+    def at_end(self, host_pid: int) -> tuple[processes.Seen | None, bool]:
+        """The process as last seen, and whether it still runs."""
+        now = self.look(host_pid)
+        return (now, True) if now is not None else (self.seen.get(host_pid), False)
+
+
+def ns_level(target: Target) -> int:
+    """How deep the target's pid namespace is (0: the host's), from its init's NSpid."""
+    if target.pid is None:
+        return -1
+    try:
+        with open(f"/proc/{target.pid}/status", encoding="utf-8", errors="replace") as f:
+            return len(processes.nspids(f.read())) - 1
+    except OSError:
+        return -1
 
 
 def perf_engine(args: argparse.Namespace, mountinfo: str, tracefs: str) -> Opened:
@@ -198,6 +246,9 @@ def open_engine(args: argparse.Namespace, mountinfo: str, tracefs: str, stop: St
                     wait_for_closing_perf(stop)
                     continue
                 why = str(e) if not isinstance(e, OSError) else f"{e.strerror}: {e.filename}"
+                if args.by_process:
+                    raise HelperFailure("bpf", f"--by-process needs the BPF engine, which cannot "
+                                               f"count here: {why}") from None
                 if args.engine == "bpf":
                     raise HelperFailure("bpf", f"the BPF engine cannot count here: {why}") from None
                 emit_status("engine", engine="perf", reason=why[:200])
@@ -290,9 +341,15 @@ def window(args: argparse.Namespace, engine: Engine, paths: list[str], directori
             "cgroup_version": 2 if engine.name == "bpf" or cgroup.perf_mount(mounts).fstype == "cgroup2"
             else 1, "cgroup_layout": cgroup.layout(mounts)}
     not_before_counting(stop)
+    levels = [ns_level(t) for t in args.targets] if args.by_process else []
+    looker = Looker()
+    if args.by_process:
+        looker.look_present(directories)
     started = engine.start()
     started_at = datetime.now(UTC)
     stop.counting(engine)
+    if args.by_process:
+        threading.Thread(target=looker.watch, args=(engine,), daemon=True).start()
     emit_status("counting", engine=engine.name, cgroups=paths,
                 started_at=started_at.isoformat(timespec="milliseconds"))
     exits = Exits(args.targets, directories)
@@ -317,7 +374,45 @@ def window(args: argparse.Namespace, engine: Engine, paths: list[str], directori
     whole = engine.totals()
     if whole is not None:
         totals = [selected(c, args.syscalls) for c in whole]
-    return report(args, engine, paths, totals, exits, stop, host, seconds, started_at)
+    doc = report(args, engine, paths, totals, exits, stop, host, seconds, started_at)
+    found = engine.processes() if args.by_process else None
+    for entry, total, level, procs in zip(doc["targets"], totals, levels, found or [], strict=False):
+        entry.update(by_process(total, procs, args.syscalls, level, looker.at_end))
+    return doc
+
+
+def by_process(total: Counts, found: Processes, only: frozenset[str] | None, level: int,
+               at_end: Callable[[int], tuple[processes.Seen | None, bool]]) -> dict:
+    """A target's `processes` and `other_processes`: each kept process with its rows (those
+    asked for), most calls first, named as /proc showed it last (the kernel's name where /proc
+    never saw it, or saw it before an execve); the rest of the target's counts, and how many
+    processes they are."""
+    kept = []
+    for p in found.kept:
+        counts = selected(p.counts, only)
+        if not (counts.calls or counts.errors):
+            continue
+        seen, running = at_end(p.host_pid)
+        named = seen is not None and (running or seen.comm == p.comm)
+        entry = {"pid": processes.in_target(seen, level), "host_pid": p.host_pid,
+                 "comm": processes.printable(seen.comm if seen and running else p.comm,
+                                             processes.COMM_CHARS),
+                 "cmdline": seen.cmdline if seen and named else None,
+                 "exited": p.exited or not running,
+                 "total": processes.total(counts), "syscalls": rows(counts)}
+        if p.lost:
+            entry["lost"] = p.lost
+        kept.append((counts, entry))
+    kept.sort(key=lambda ce: (-ce[1]["total"]["calls"], -ce[1]["total"]["errors"], ce[1]["host_pid"]))
+    # CPUs admitting processes at once may keep a few more than the bound: they join the rest.
+    folded = found.folded + max(0, len(kept) - processes.MAX_PROCESSES)
+    kept = kept[:processes.MAX_PROCESSES]
+    rest = processes.minus(total, processes.summed_counts([c for c, _ in kept]))
+    other = None
+    if folded or rest.calls or rest.errors:
+        other = {"processes": folded, "more": found.more, "total": processes.total(rest),
+                 "syscalls": rows(rest)}
+    return {"processes": [e for _, e in kept], "other_processes": other}
 
 
 def report(args: argparse.Namespace, engine: Engine, paths: list[str], totals: list[Counts],
@@ -337,6 +432,7 @@ def report(args: argparse.Namespace, engine: Engine, paths: list[str], totals: l
         "latency": bool(args.latency and engine.name == "bpf"),
         "syscalls_counted": counted_names(engine, args.syscalls),
         "only": None if args.syscalls is None else sorted(args.syscalls),
+        "by_process": bool(args.by_process),
         "targets": [
             {**target.ident(), "cgroup": path, "exited": i in exits.exited, "syscalls": rows(t)}
             for i, (target, path, t) in enumerate(zip(args.targets, paths, totals, strict=True))
@@ -367,6 +463,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--syscalls", metavar="NAME,...",
                         help="count only these syscalls (a call through the 32-bit entry points "
                              "as its name's)")
+    parser.add_argument("--by-process", action="store_true",
+                        help="also count each process of the targets apart (bpf)")
     parser.add_argument("--stop-on-stdin", action="store_true")
     args = parser.parse_args(argv)
     if args.syscalls is not None:
@@ -390,6 +488,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--duration must be between 0 and a year")
     if args.interval is not None and not 0.01 <= args.interval <= args.duration:
         parser.error("--interval must be between 10 ms and the duration")
+    if args.by_process and args.fleet is not None:
+        parser.error("--by-process reads /proc, which a Swarm task's helper cannot")
+    if args.by_process and args.engine == "perf":
+        parser.error("--by-process needs the BPF engine")
     return args
 
 

@@ -65,5 +65,11 @@ class PerfEngine:
     def uncounted(self) -> int:
         return 0
 
+    def process_ids(self) -> list[tuple[int, int]]:
+        return []
+
+    def processes(self) -> None:
+        return None  # perf counts per cgroup, never per process
+
     def close(self) -> None:
         self.shards.finish()  # closing the events is slow; the container goes when perf does

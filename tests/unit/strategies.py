@@ -124,6 +124,7 @@ def helper_reports(draw: st.DrawFn, recorded: dict[str, Any]) -> HelperReport:
                  "engine_version": draw(printable)},
         "syscalls_counted": counted,
         "only": draw(st.sampled_from([None, sorted(counted)])),  # --syscall: the names asked for
+        "by_process": False,
         "targets": [{"pid": pid, "cgroup": draw(printable), "exited": draw(st.booleans()),
                      "syscalls": draw(rows(counted + (untabled if engine == "bpf" else []),
                                            engine == "bpf", latency))}

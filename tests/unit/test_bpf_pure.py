@@ -131,9 +131,11 @@ def test_a_cgroup_outside_the_namespace_is_refused() -> None:
 
 def test_config_lays_out_the_architecture_for_the_program() -> None:
     raw = bpfengine.config_bytes(X86, latency=True)
-    assert len(raw) == 568  # sizeof(struct config) in spy.bpf.c, and the object's .rodata
+    assert len(raw) == 592  # sizeof(struct config) in spy.bpf.c, and the object's .rodata
     regs_off, nr_word, nr_is_s32, mode_word, mask, value, latency, _, twice, *compat = \
-        bpfengine.CONFIG.unpack(raw)
+        bpfengine.CONFIG.unpack(raw)[:13]
+    # --by-process off; the process bound, and execve, execveat and exit_group's numbers
+    assert bpfengine.CONFIG.unpack(raw)[13:] == (0, 100, 59, 322, 231, 0)
     # orig_ax's low 32 bits, sign-extended, as the kernel reads the number
     assert (regs_off, nr_word, nr_is_s32, mode_word, mask, value) == (120, 0, 1, 2, 0xFFFF, 0x23)
     assert latency == 1
@@ -142,7 +144,10 @@ def test_config_lays_out_the_architecture_for_the_program() -> None:
     arm = bpfengine.CONFIG.unpack(bpfengine.config_bytes(ARM, latency=False))
     assert arm[:7] == (264, 2, 1, 0, 0x10, 0x10, 0)
     assert {nr for nr, flag in enumerate(arm[8]) if flag} == {220, 435}  # arm64 has no fork, vfork
-    assert list(arm[9:]) == [2, 120, 190, 435]  # the 32-bit ARM table numbers them as i386 does
+    assert list(arm[9:13]) == [2, 120, 190, 435]  # the 32-bit ARM table numbers them as i386 does
+    by_process = bpfengine.CONFIG.unpack(bpfengine.config_bytes(ARM, latency=False, by_process=True,
+                                                                max_procs=7))
+    assert by_process[13:] == (1, 7, 221, 281, 94, 0)  # arm64: execve, execveat, exit_group
 
 
 def test_the_objects_rodata_is_the_config_struct() -> None:

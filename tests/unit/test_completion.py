@@ -37,7 +37,8 @@ def test_flag_values_with_a_fixed_set() -> None:
 
 def test_flags() -> None:
     found, _ = offer("web", "--by")
-    assert found == ["--by-class"]
+    assert found == ["--by-class", "--by-process"]
+    assert offer("web", "--by-p")[0] == ["--by-process"]
     assert "--interval" in offer("--")[0] and "--filter" in offer("--")[0]
 
 

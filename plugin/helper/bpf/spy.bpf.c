@@ -24,6 +24,16 @@
  * counts it. A task inside two nested targets is counted for both, as perf does.
  * Calls made through the 32-bit entry points (compat) carry numbers of the 32-bit table: they
  * are counted apart (`other`), never under a 64-bit number.
+ *
+ * By process (CONFIG.by_process, off unless asked for: then the verifier drops that code and
+ * the default path costs what it did): each call is also counted for its process (thread
+ * group) in `proc_calls`, once the process has an entry in `procs`. A target admits at most
+ * CONFIG.max_procs processes (a few more where CPUs admit at once: the check and the count
+ * are not one atomic step); the calls of the rest are not kept per process: the helper gets
+ * them as the target's counts less its processes', so no call is lost, and `folded` counts
+ * how many processes that was. An entry keeps the process's command name (at its first call,
+ * after an execve and at exit_group); the helper reads the rest from /proc while it runs (its
+ * pid in the container: the target's pid namespace is not the helper's to open).
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -47,6 +57,12 @@ struct config {
 	__u32 pad;
 	__u8 twice[NR_SLOTS]; /* 1: the syscall returns twice (fork, vfork, clone, clone3) */
 	__u32 twice_compat[4]; /* their numbers in the 32-bit table (0: none) */
+	__u32 by_process;     /* count each process's calls too */
+	__u32 max_procs;      /* processes kept per target */
+	__u32 execve_nr;      /* native numbers: a command name changes after these return ... */
+	__u32 execveat_nr;
+	__u32 exit_group_nr;  /* ... and is final at this one */
+	__u32 pad2;
 };
 
 const volatile struct config CONFIG = {};
@@ -85,6 +101,34 @@ struct errno_key {
 	__u16 slot;
 	__u16 err;  /* the errno, with ABI_COMPAT << 15 for a compat call */
 	__u32 nr;
+};
+
+struct proc_key {
+	__u32 slot;
+	__u32 tgid;  /* in the host's (the initial) pid namespace */
+};
+
+struct proc {
+	__u64 calls;
+	__u64 errors;
+	__u64 lost;    /* calls that found no room in proc_calls */
+	__u32 exited;  /* it called exit_group */
+	__u32 pad;
+	char comm[16];
+};
+
+/* A process's calls of one syscall (err 0), or its failures with one errno */
+struct call_key {
+	__u32 slot;
+	__u32 tgid;
+	__u32 nr;
+	__u16 abi;
+	__u16 err;
+};
+
+struct folds {
+	__u32 processes;  /* distinct processes not kept ... */
+	__u32 more;       /* ... and 1 once `folded` was too full to tell them apart */
 };
 
 struct {
@@ -159,6 +203,46 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } started SEC(".maps");
+
+/* (slot, tgid) -> the process, with --by-process (else one unused entry) */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct proc_key);
+	__type(value, struct proc);
+} procs SEC(".maps");
+
+/* slot -> processes admitted to `procs` */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} admitted SEC(".maps");
+
+/* (slot, tgid, nr, abi, errno) -> a kept process's calls and failures */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct call_key);
+	__type(value, struct counts);
+} proc_calls SEC(".maps");
+
+/* (slot, tgid) of the processes not kept, to count each once */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct proc_key);
+	__type(value, __u8);
+} folded SEC(".maps");
+
+/* slot -> how many processes were not kept */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct folds);
+} folds SEC(".maps");
 
 static __always_inline void add_lost(__u32 which)
 {
@@ -248,6 +332,96 @@ static __always_inline __u32 *target_at(struct control *ctl, int i)
 	return 0;
 }
 
+static __always_inline void fold(__u32 slot, struct proc_key *key)
+{
+	__u8 one = 1;
+	struct folds *f = bpf_map_lookup_elem(&folds, &slot);
+	long err = bpf_map_update_elem(&folded, key, &one, BPF_NOEXIST);
+
+	if (!f)
+		return;
+	if (err == 0)
+		__sync_fetch_and_add(&f->processes, 1);
+	else if (err != -17 /* EEXIST: counted already */)
+		f->more = 1;
+}
+
+/* The calling process's entry for target `slot`: found, or made if the target keeps fewer
+ * than max_procs; 0 for a process that is not kept. */
+static __always_inline struct proc *process_of(__u32 slot, __u32 tgid)
+{
+	struct proc_key key = {.slot = slot, .tgid = tgid};
+	struct proc *p = bpf_map_lookup_elem(&procs, &key);
+	__u32 *n;
+
+	if (p)
+		return p;
+	n = bpf_map_lookup_elem(&admitted, &slot);
+	if (!n)
+		return 0;
+	if (*n >= CONFIG.max_procs) {
+		fold(slot, &key);
+		return 0;
+	}
+	struct proc fresh = {};
+
+	bpf_get_current_comm(fresh.comm, sizeof(fresh.comm));
+	if (bpf_map_update_elem(&procs, &key, &fresh, BPF_NOEXIST) == 0)
+		__sync_fetch_and_add(n, 1);
+	p = bpf_map_lookup_elem(&procs, &key); /* made here, or by another CPU just now */
+	if (!p)
+		fold(slot, &key); /* procs is full */
+	return p;
+}
+
+static __always_inline int add_call(struct call_key *key, __u64 failed)
+{
+	struct counts fresh = {.calls = 1, .errors = failed}, *c;
+
+	c = bpf_map_lookup_elem(&proc_calls, key);
+	if (!c && bpf_map_update_elem(&proc_calls, key, &fresh, BPF_NOEXIST) == 0)
+		return 1;
+	if (!c)
+		c = bpf_map_lookup_elem(&proc_calls, key);
+	if (!c)
+		return 0;
+	__sync_fetch_and_add(&c->calls, 1);
+	if (failed)
+		__sync_fetch_and_add(&c->errors, 1);
+	return 1;
+}
+
+/* One call by the current process, for target `slot`: its process's counts. A global
+ * function, checked once. */
+__noinline int count_process(__u32 slot, __u32 nr, __u32 abi, long ret)
+{
+	__u32 tgid = (__u32)(bpf_get_current_pid_tgid() >> 32);
+	__u64 failed = ret < 0 && ret >= -MAX_ERRNO;
+	struct proc *p = process_of(slot, tgid);
+	struct call_key key = {.slot = slot, .tgid = tgid, .nr = nr, .abi = (__u16)abi};
+
+	if (!p)
+		return 0;
+	__sync_fetch_and_add(&p->calls, 1);
+	if (failed)
+		__sync_fetch_and_add(&p->errors, 1);
+	if (!add_call(&key, failed)) {
+		__sync_fetch_and_add(&p->lost, 1);
+		return 0;
+	}
+	if (failed) {
+		key.err = (__u16)-ret;
+		add_call(&key, 0); /* a failure without its errno: the helper says ELOST */
+	}
+	if (!abi && ((ret == 0 && (nr == CONFIG.execve_nr || nr == CONFIG.execveat_nr))
+		     || nr == CONFIG.exit_group_nr)) {
+		bpf_get_current_comm(p->comm, sizeof(p->comm));
+		if (nr == CONFIG.exit_group_nr)
+			p->exited = 1;
+	}
+	return 0;
+}
+
 /* One call by target `slot`, whose syscall number, ABI, return value and time are known. A
  * global function: the verifier checks it once, for any arguments, not once per caller's path
  * (a fifth of the load time it took inlined). */
@@ -261,6 +435,8 @@ __noinline int count_one(__u32 slot, long nr, __u32 compat, long ret, __u64 elap
 		add_other(slot, compat ? ABI_COMPAT : 0, (__u32)nr, failed);
 		if (failed)
 			add_errno(slot, compat ? ABI_COMPAT : 0, (__u32)nr, ret);
+		if (CONFIG.by_process)
+			count_process(slot, (__u32)nr, compat ? ABI_COMPAT : 0, ret);
 		return 0;
 	}
 	__u32 index;
@@ -270,10 +446,13 @@ __noinline int count_one(__u32 slot, long nr, __u32 compat, long ret, __u64 elap
 		return 0;
 	/* A call that returns twice is the parent's return: a pid, or an error. The child's
 	 * return was never stamped at its entry: it has no time. */
-	if (ret == 0 && CONFIG.twice[nr & (NR_SLOTS - 1)])
+	if (ret == 0 && CONFIG.twice[nr & (NR_SLOTS - 1)]) {
 		elapsed = 0;
-	else
+	} else {
 		c->calls += 1;
+		if (CONFIG.by_process)
+			count_process(slot, (__u32)nr, 0, ret);
+	}
 	if (failed) {
 		c->errors += 1;
 		add_errno(slot, 0, (__u32)nr, ret);
@@ -357,6 +536,8 @@ int count_enter(struct syscall_enter *ctx)
 		c = slot_of(*slot, (__u32)nr, &index);
 		if (c)
 			c->calls += 1;
+		if (CONFIG.by_process)
+			count_process(*slot, (__u32)nr, 0, 0);
 	}
 	return 0;
 }

@@ -1,0 +1,281 @@
+"""--by-process: what the kernel's maps become (bpfengine.processes_of), what the helper reports
+of each process (helper/processes.py, main.by_process), how the plugin checks it (the processes
+and the rest add up to their target, syscall by syscall) and shows it (table, CSV, JSON). The
+recorded report is the helper's real output on tests/e2e/family.c."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from plugin import render, report
+from plugin.errors import ContractError
+from plugin.helper import bpfengine, processes, systables
+from plugin.helper import main as helper
+from plugin.helper.engine import Counts, Process, Processes
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "helper" / "report-by-process.json"
+RECORDED = json.loads(FIXTURE.read_text())
+TARGET = [report.TargetInfo("f" * 64, "family", RECORDED["targets"][0]["pid"])]
+X86 = systables.for_machine("x86_64")
+A, B, C, D = 1500, 700, 900, 1100  # as record.sh made the family do
+
+
+def load(doc: Any) -> report.Report:
+    return report.from_helper(json.dumps(doc).encode(), targets=TARGET, requested_seconds=3.0,
+                              by_process=True)
+
+
+def calls(rows: Any, name: str) -> int:
+    return next((s.calls for s in rows if s.name == name), 0)
+
+
+# --- the recorded report ---------------------------------------------------------------------
+
+def test_the_recorded_family_loads_with_its_processes_apart() -> None:
+    rep = load(RECORDED)
+    assert rep.by_process
+    (t,) = rep.targets
+    by_comm = {p.comm: p for p in t.processes or ()}
+    assert list(by_comm) == ["parent", "child-c", "child-b"]  # most calls first
+    parent, b, c = by_comm["parent"], by_comm["child-b"], by_comm["child-c"]
+    assert parent.pid == 1 and calls(parent.syscalls, "getppid") == A and calls(parent.syscalls, "getuid") == D
+    assert calls(b.syscalls, "getpgid") == B and calls(c.syscalls, "getpgid") == C
+    assert (parent.exited, b.exited, c.exited) == (False, False, True)
+    assert parent.cmdline == "/spy/workload" and t.other_processes is None
+    assert sum(p.total_calls for p in by_comm.values()) == t.total_calls
+
+
+def test_a_report_without_processes_is_refused_where_they_were_asked_for() -> None:
+    with pytest.raises(ContractError, match="by_process is not what was asked for"):
+        report.from_helper(FIXTURE.read_bytes(), targets=TARGET, requested_seconds=3.0)
+
+
+def changed(change: Any) -> dict:
+    doc = copy.deepcopy(RECORDED)
+    change(doc["targets"][0])
+    return doc
+
+
+def first_row(t: dict, name: str) -> dict:
+    return next(r for r in t["processes"][0]["syscalls"] if r["name"] == name)
+
+
+@pytest.mark.parametrize(("change", "says"), [
+    (lambda t: first_row(t, "getppid").update(calls=A + 1), "total is not the sum of its syscalls"),
+    (lambda t: (first_row(t, "getppid").update(calls=A + 1), t["processes"][0]["total"].update(
+        calls=t["processes"][0]["total"]["calls"] + 1)), "do not add up to it"),
+    (lambda t: t["processes"].pop(), "do not add up to it"),
+    (lambda t: t["processes"].append(t["processes"][0]), "lists a process twice"),
+    (lambda t: t["processes"][0].update(comm="x" * 17), "comm is longer than a command name"),
+    (lambda t: t["processes"][0].update(comm="a\nb"), "comm is not short printable text"),
+    (lambda t: t["processes"][0].update(pid=0), "pid is out of range"),
+    (lambda t: t["processes"][0].update(host_pid=None), "host_pid has the wrong type"),
+    (lambda t: t["processes"][0].update(exited=1), "exited has the wrong type"),
+    (lambda t: t["processes"][0].update(cmdline="\x00"), "cmdline is not short printable text"),
+    (lambda t: first_row(t, "getppid").update(time_ns=5, max_ns=1), "latency was not measured"),
+    (lambda t: t.pop("processes"), "processes is missing"),
+    (lambda t: t.update(other_processes=[]), "other_processes has the wrong type"),
+    (lambda t: t.update(processes=[t["processes"][0]] * 101), "more than 100 processes"),
+])
+def test_hostile_processes_are_refused(change: Any, says: str) -> None:
+    with pytest.raises(ContractError) as info:
+        load(changed(change))
+    assert says in info.value.what, info.value.what
+
+
+def moved_to_rest(t: dict, processes_in_it: int = 4, more: bool = False) -> None:
+    """The last process's counts become the rest's, as if it had not been kept."""
+    gone = t["processes"].pop()
+    t["other_processes"] = {"processes": processes_in_it, "more": more, "total": gone["total"],
+                            "syscalls": gone["syscalls"]}
+
+
+def test_the_rest_adds_up_and_says_how_many_processes_it_holds() -> None:
+    (t,) = load(changed(moved_to_rest)).targets
+    assert len(t.processes or ()) == 2 and t.other_processes is not None
+    assert t.other_processes.processes == 4 and calls(t.other_processes.syscalls, "getpgid") == B
+    doc = report.to_document(load(changed(moved_to_rest)))
+    rest = doc["targets"][0]["other_processes"]
+    assert rest["processes"] == 4 and rest["total"]["calls"] == t.other_processes.total_calls
+    assert doc["by_process"] is True and [p["comm"] for p in doc["targets"][0]["processes"]] == \
+        ["parent", "child-c"]
+
+
+# --- the table and CSV ---------------------------------------------------------------------------
+
+def test_the_table_has_a_row_per_process_and_one_for_the_rest() -> None:
+    text = render.table(load(changed(lambda t: moved_to_rest(t, 4, True))), render.View())
+    block = text.split("\n\nfamily: 6+ processes\n\n", 1)[1].splitlines()
+    assert block[0].split() == ["PID", "COMMAND", "CALLS", "ERRORS", "TOP", "SYSCALL", "TOP", "ERRNO",
+                                "CALLS/S", "SHARE", "COMMAND", "LINE"]
+    parent = block[2].split()
+    assert parent[:2] == ["1", "parent"] and parent[-1] == "/spy/workload"
+    assert block[3].split()[1:3] == ["child-c", "(exited)"]
+    assert block[4].split()[:3] == ["other", "processes", "(4+)"]
+
+
+def test_top_cuts_processes_into_the_rest() -> None:
+    text = render.table(load(RECORDED), render.View(top=1))
+    block = text.split("\n\nfamily: 3 processes\n\n", 1)[1].splitlines()
+    assert [line.split()[1] for line in block[2:]] == ["parent", "processes"]
+    rest = block[3].split()
+    assert rest[:3] == ["other", "processes", "(2)"]
+    (t,) = load(RECORDED).targets
+    assert rest[3] == f"{t.total_calls - (t.processes or ())[0].total_calls:,}"
+
+
+def test_a_target_whose_processes_made_no_call_says_so() -> None:
+    def quiet(t: dict) -> None:
+        t["processes"], t["other_processes"], t["syscalls"] = [], None, []
+
+    text = render.table(load(changed(quiet)), render.View())
+    assert text.endswith("\n\nfamily: no process made a syscall in the window")
+
+
+def test_csv_has_a_row_per_process_and_syscall() -> None:
+    out = io.StringIO()
+    render.write(load(changed(moved_to_rest)), render.View(fmt="csv"), out)
+    lines = list(csv.reader(io.StringIO(out.getvalue())))
+    assert lines[0][:4] == ["container", "pid", "comm", "syscall"]
+    by = {(row[1], row[2], row[3]): int(row[4]) for row in lines[1:]}
+    assert by[("1", "parent", "getppid")] == A and by[("1", "parent", "getuid")] == D
+    assert by[("", render.OTHER, "getpgid")] == B
+
+
+def test_top_of_and_top_errno_of() -> None:
+    rows = (report.SyscallCount("read", 3, 1, (("EBADF", 1),)),
+            report.SyscallCount("open", 1, 1, (("ENOENT", 1),)),
+            report.SyscallCount("close", 6, 2, (("EBADF", 2),)))
+    assert render.top_of(rows, 10) == "close 60%" and render.top_of((), 0) == ""
+    assert render.top_errno_of(rows) == "EBADF 75%" and render.top_errno_of(rows[:0]) == ""
+
+
+# --- the helper ------------------------------------------------------------------------------------
+
+def seen(comm: str, *nspids: int, cmd: str = "/bin/app") -> processes.Seen:
+    return processes.Seen(comm, cmd, nspids)
+
+
+def family() -> Processes:
+    return Processes([
+        Process(100, "app", False, Counts({"read": 5, "close": 2}, {"read": 1}, {"read": {"EBADF": 1}})),
+        Process(101, "sh", True, Counts({"read": 1, "wait4": 1}, {})),
+        Process(102, "sh", False, Counts({"openat": 3}, {"openat": 3}, {"openat": {"ENOENT": 3}}), lost=2),
+    ], folded=7)
+
+
+def test_the_helper_reports_each_process_as_proc_last_showed_it() -> None:
+    total = Counts({"read": 9, "close": 2, "wait4": 1, "openat": 5, "futex": 4},
+                   {"read": 2, "openat": 5}, {"read": {"EBADF": 2}, "openat": {"ENOENT": 5}})
+    looks = {100: (seen("app", 100, 1), True), 101: (seen("sh", 101, 5, cmd="sh -c x"), False),
+             102: (seen("curl", 102, 6), False)}
+    out = helper.by_process(total, family(), None, 1, lambda pid: looks.get(pid, (None, False)))
+    app, other_sh, sh_exited = out["processes"]  # most calls first
+    assert (app["pid"], app["comm"], app["cmdline"], app["exited"]) == (1, "app", "/bin/app", False)
+    assert app["total"] == {"calls": 7, "errors": 1}
+    # /proc saw it before it exited, under the same name: its pid and command line are kept.
+    assert (sh_exited["pid"], sh_exited["cmdline"], sh_exited["exited"]) == (5, "sh -c x", True)
+    # /proc saw it before an execve that renamed it: the pid stays, the command line is not its.
+    assert (other_sh["pid"], other_sh["comm"], other_sh["cmdline"]) == (6, "sh", None)
+    assert other_sh["lost"] == 2 and "lost" not in app
+    rest = out["other_processes"]
+    assert rest["processes"] == 7 and rest["more"] is False
+    assert {r["name"]: (r["calls"], r["errors"]) for r in rest["syscalls"]} == \
+        {"read": (3, 1), "openat": (2, 2), "futex": (4, 0)}
+    assert {r["name"]: r.get("errnos") for r in rest["syscalls"]}["openat"] == {"ENOENT": 2}
+
+
+def test_the_helper_keeps_the_syscalls_asked_for_and_drops_processes_without_them() -> None:
+    total = Counts({"read": 6, "close": 2, "wait4": 1, "openat": 3}, {"read": 1, "openat": 3},
+                   {"read": {"EBADF": 1}, "openat": {"ENOENT": 3}})
+    out = helper.by_process(helper.selected(total, frozenset({"read"})), family(), frozenset({"read"}), 0,
+                            lambda pid: (None, False))
+    assert [p["host_pid"] for p in out["processes"]] == [100, 101]  # 102 made no read
+    assert all(r["name"] == "read" for p in out["processes"] for r in p["syscalls"])
+    assert out["processes"][0]["pid"] is None  # /proc never showed it
+    assert out["other_processes"] == {"processes": 7, "more": False, "total": {"calls": 0, "errors": 0},
+                                      "syscalls": []}
+
+
+def test_no_rest_when_every_process_was_kept() -> None:
+    one = Processes([Process(9, "a", False, Counts({"read": 2}, {}))])
+    assert helper.by_process(Counts({"read": 2}, {}), one, None, 0, lambda pid: (None, False))[
+        "other_processes"] is None
+
+
+def test_processes_beyond_the_bound_join_the_rest() -> None:
+    many = Processes([Process(i + 1, "w", False, Counts({"read": 1000 - i}, {}))
+                      for i in range(processes.MAX_PROCESSES + 3)], folded=2, more=True)
+    total = Counts({"read": sum(1000 - i for i in range(processes.MAX_PROCESSES + 3))}, {})
+    out = helper.by_process(total, many, None, 0, lambda pid: (None, False))
+    assert len(out["processes"]) == processes.MAX_PROCESSES
+    assert out["other_processes"]["processes"] == 5 and out["other_processes"]["more"] is True
+    assert out["other_processes"]["total"]["calls"] == sum(1000 - i for i in range(100, 103))
+
+
+def test_processes_of_the_maps() -> None:
+    procs = {(0, 100): (7, 1, 0, 0, 0, b"app\0\0\0"), (0, 101): (1, 0, 3, 1, 0, b"sh\0x"),
+             (1, 200): (1, 0, 0, 0, 0, b"other")}
+    read, openat = 0, 257
+    calls = {(0, 100, read, 0, 0): (5, 1), (0, 100, read, 0, 9): (1, 0), (0, 100, 3, 0, 0): (2, 0),
+             (0, 101, openat, 0, 0): (1, 1), (0, 101, 3, bpfengine.ABI_COMPAT, 0): (2, 0),
+             (1, 200, read, 0, 0): (1, 0), (0, 999, read, 0, 0): (4, 0)}  # 999: not kept
+    got = bpfengine.processes_of(0, procs, calls, (3, 1), X86)
+    assert got.folded == 3 and got.more is True
+    app, sh = got.kept
+    assert (app.host_pid, app.comm, app.exited, app.lost) == (100, "app", False, 0)
+    assert app.counts == Counts({"read": 5, "close": 2}, {"read": 1}, {"read": {"EBADF": 1}})
+    assert (sh.host_pid, sh.comm, sh.exited, sh.lost) == (101, "sh", True, 3)
+    # a failure whose errno found no room is ELOST; a compat call has its compat_ name
+    assert sh.counts == Counts({"openat": 1, "compat_read": 2}, {"openat": 1}, {"openat": {"ELOST": 1}})
+
+
+def test_minus_and_balanced() -> None:
+    t = Counts({"read": 10, "close": 5}, {"read": 4, "close": 5}, {"read": {"EBADF": 4}, "close": {"EBADF": 5}})
+    p = Counts({"read": 6, "close": 5}, {"read": 2, "close": 5},
+               {"read": {"EBADF": 1, "ELOST": 1}, "close": {"EBADF": 5}})
+    assert processes.minus(t, p) == Counts({"read": 4}, {"read": 2}, {"read": {"EBADF": 2}})
+    assert processes.minus(p, t) == Counts({}, {}, {})  # never below zero
+    assert processes.balanced({"A": 3, "B": 1}, 2) == {"A": 1, "B": 1}
+    assert processes.balanced({"A": 1}, 3) == {"A": 1, "ELOST": 2}
+    assert processes.balanced({"A": 2, "B": 2}, 1) == {"B": 1}
+    assert processes.balanced({}, 0) == {}
+
+
+def test_proc_texts() -> None:
+    assert processes.cmdline(b"nginx: worker process\0\0") == "nginx: worker process"
+    assert processes.cmdline(b"sh\0-c\0echo hi\0") == "sh -c echo hi"
+    long = processes.cmdline(b"x" * 500)
+    assert len(long) == processes.CMDLINE_CHARS and long.endswith("...")
+    assert processes.cmdline("caf\u00e9\tz".encode()) == "caf??z"
+    assert processes.nspids("Name:\tx\nNSpid:\t5338\t1\n") == (5338, 1)
+    assert processes.nspids("Name:\tx\n") == ()
+    assert processes.zombie("State:\tZ (zombie)\n") and processes.zombie("State:\tX (dead)\n")
+    assert not processes.zombie("State:\tS (sleeping)\n")
+    assert processes.in_target(seen("a", 50, 7, 1), 1) == 7 and processes.in_target(seen("a", 50), 1) is None
+    assert processes.in_target(None, 0) is None and processes.in_target(seen("a", 50), -1) is None
+    assert processes.total(Counts({"a": 2, "b": 3}, {"a": 1})) == {"calls": 5, "errors": 1}
+
+
+def test_look_and_cgroup_pids(tmp_path: Path) -> None:
+    proc = tmp_path / "proc"
+    for pid, state, comm in ((10, "S (sleeping)", "app"), (11, "Z (zombie)", "gone")):
+        (proc / str(pid)).mkdir(parents=True)
+        (proc / str(pid) / "status").write_text(f"Name:\t{comm}\nState:\t{state}\nNSpid:\t{pid}\t3\n")
+        (proc / str(pid) / "cmdline").write_bytes(b"/bin/app\0-v\0")
+        (proc / str(pid) / "comm").write_text(comm + "\n")
+    assert processes.look(10, str(proc)) == processes.Seen("app", "/bin/app -v", (10, 3))
+    assert processes.look(11, str(proc)) is None and processes.look(12, str(proc)) is None
+    group = tmp_path / "cg"
+    (group / "sub").mkdir(parents=True)
+    (group / "cgroup.procs").write_text("10\n11\n")
+    (group / "sub" / "cgroup.procs").write_text("12\n")
+    assert sorted(processes.cgroup_pids(str(group), 10)) == [10, 11, 12]
+    assert len(processes.cgroup_pids(str(group), 2)) == 2
