@@ -20,6 +20,7 @@ from .report import (
     ERRNO_NAME,
     MAX_COUNT,
     MAX_ERRNOS,
+    MAX_PROCESSES,
     MAX_SYSCALLS,
     MAX_WINDOW_SECONDS,
     PRINTABLE,
@@ -39,6 +40,7 @@ HOW = "make one with: docker spy CONTAINER --format json > FILE"
 READS = (2, 3, SCHEMA)  # schema 2 reports (before errnos and engines) compare as well
 ENGINE_KEY = {2: "perf", 3: "engine_version", 4: "engine_version"}  # the host's counting tool
 _ID = re.compile(r"^[0-9a-f]{64}\Z")
+OTHER = "(other processes)"  # the processes a report did not list, as one name
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,9 @@ class Snapshot:
     partial: bool
     stopped: str | None
     only: tuple[str, ...] | None = None  # --syscall's selection (schema 4); None: every syscall
+    # --by-process (schema 4): calls by command name, every process of that name summed (pids
+    # change between runs, names do not); the rest under OTHER. None: not counted per process.
+    processes: tuple[tuple[str, Count], ...] | None = None
 
     def rate(self, calls: int) -> float:
         return calls / self.measured_seconds
@@ -96,6 +101,7 @@ class Diff:
     total: Change
     appeared: tuple[str, ...]  # by name
     disappeared: tuple[str, ...]
+    processes: tuple[Change, ...] = ()  # by command name, where both reports have processes
 
 
 def _shown(path: str) -> str:
@@ -245,7 +251,31 @@ class _Checker(Checker):
             measured_seconds=self.seconds(window, "measured_seconds", "window.", MIN_SECONDS),
             started_at=started,
             total=total, syscalls=self.rows(doc, "", total),
-            partial=self.get(doc, "partial", bool, ""), stopped=stopped, only=self.only(doc))
+            partial=self.get(doc, "partial", bool, ""), stopped=stopped, only=self.only(doc),
+            processes=self.processes(doc, targets))
+
+    def processes(self, doc: dict[str, Any], targets: list[Any]) -> tuple[tuple[str, Count], ...] | None:
+        """Each command name's calls and failures, summed over its processes in every target."""
+        if self.schema < 4 or self.get(doc, "by_process", bool, "") is False:
+            return None
+        by_name: dict[str, Count] = {}
+
+        def add(name: str, count: Count) -> None:
+            was = by_name.get(name, Count(0, 0))
+            by_name[name] = Count(was.calls + count.calls, was.errors + count.errors)
+
+        for i, t in enumerate(targets):
+            listed = self.get(t, "processes", list, f"targets[{i}].")
+            if len(listed) > MAX_PROCESSES:
+                raise self.fail(f"targets[{i}].processes lists too many processes")
+            for j, p in enumerate(listed):
+                at = f"targets[{i}].processes[{j}]."
+                add(self.text(p, "comm", at), self.count(self.get(p, "total", dict, at), f"{at}total."))
+            rest = self.get(t, "other_processes", (dict, type(None)), f"targets[{i}].")
+            if rest is not None:
+                at = f"targets[{i}].other_processes."
+                add(OTHER, self.count(self.get(rest, "total", dict, at), f"{at}total."))
+        return tuple(sorted(by_name.items()))
 
     def only(self, doc: dict[str, Any]) -> tuple[str, ...] | None:
         if self.schema < 4 or self.get(doc, "only", (list, type(None)), "") is None:
@@ -282,10 +312,17 @@ def compare(before: Snapshot, after: Snapshot) -> Diff:
     changes = [_change(n, was.get(n, zero), now.get(n, zero), before, after)
                for n in sorted(was.keys() | now.keys())]
     shown = [c for c in changes if c.before.calls or c.after.calls]
+    procs: list[Change] = []
+    if before.processes is not None and after.processes is not None:
+        was_p, now_p = dict(before.processes), dict(after.processes)
+        procs = [_change(n, was_p.get(n, zero), now_p.get(n, zero), before, after)
+                 for n in sorted(was_p.keys() | now_p.keys())]
+        procs = [c for c in procs if c.before.calls or c.after.calls]
     return Diff(before, after, (_label(before, with_date), _label(after, with_date)),
                 tuple(ordered(shown, "change")), _change("total", before.total, after.total, before, after),
                 tuple(c.name for c in shown if c.status == "new"),
-                tuple(c.name for c in shown if c.status == "gone"))
+                tuple(c.name for c in shown if c.status == "gone"),
+                tuple(ordered(procs, "change")))
 
 
 def ordered(changes: list[Change], sort: str) -> list[Change]:

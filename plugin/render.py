@@ -397,7 +397,13 @@ def diff_table(diff: Diff, rows: list[Change]) -> str:
     lines.insert(len(lines) - 1, lines[1])  # a rule above the total line, as wide as the table
     notes = [f"note: {s.source} lists only some syscalls (--top?), so new and gone may be wrong"
              for s in (diff.before, diff.after) if not s.complete]
-    return "\n".join([_diff_title(diff), "", *lines, *notes])
+    text = "\n".join([_diff_title(diff), "", *lines, *notes])
+    if diff.processes:  # --by-process on both sides: by command name
+        procs = tabulate([_diff_cells(c) for c in diff.processes],
+                         headers=("COMMAND", *DIFF_HEADERS[1:]), tablefmt="simple",
+                         disable_numparse=True, colalign=("left", *["right"] * (len(DIFF_HEADERS) - 1)))
+        text += "\n\nprocesses by command name (pids change between runs)\n\n" + procs
+    return text
 
 
 def _side_doc(s: Snapshot, label: str) -> dict[str, Any]:
@@ -427,7 +433,8 @@ def diff_document(diff: Diff, rows: list[Change]) -> dict[str, Any]:
             "before": _side_doc(diff.before, diff.labels[0]), "after": _side_doc(diff.after, diff.labels[1]),
             "change": {k: total[k] for k in ("change_per_second", "change_ratio", "status")},
             "syscalls": [_change_doc(c) for c in rows],
-            "appeared": list(diff.appeared), "disappeared": list(diff.disappeared)}
+            "appeared": list(diff.appeared), "disappeared": list(diff.disappeared),
+            "processes": [_change_doc(c) for c in diff.processes]}
 
 
 def write_diff(diff: Diff, fmt: str, stream: TextIO, *, top: int | None = None,

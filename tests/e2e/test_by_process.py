@@ -147,3 +147,28 @@ def test_what_it_refuses(docker_env, engine: None, args: list[str], says: str) -
     named = [] if "--service" in args else ["web"]
     proc = run("docker", "spy", *named, "--by-process", *args, "-d", "1s", env=docker_env, check=False)
     assert (proc.returncode, proc.stderr.strip(), proc.stdout) == (125, says, "")
+
+
+def test_diff_compares_the_processes_of_two_windows_by_name(docker_env, helper_image, target: Target,
+                                                            tmp_path: Path) -> None:
+    host_pids(target)
+    # A quiet window (the family only polls /spy/go: ~1,200 calls a waiter in 3 s, and the
+    # parent has two), then one with the work, well above that.
+    code, quiet, err = start_spy(docker_env, target.name, "-d", "3s", "--by-process", "--format",
+                                 "json").finish()
+    assert code == 0, err
+    work = {"parent": 5000 + 3000, "child-b": 4000, "child-c": 4500}
+    spy = start_spy(docker_env, target.name, "-d", "3s", "--by-process", "--format", "json", "-l", "info")
+    spy.wait_counting()
+    go(target, 5000, 4000, 4500, 3000)
+    code, busy, err = spy.finish()
+    assert code == 0, err
+    (tmp_path / "a.json").write_text(quiet)
+    (tmp_path / "b.json").write_text(busy)
+    out = run("docker", "spy", "diff", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
+              "--format", "json", env=docker_env).stdout
+    changes = {c["name"]: c for c in json.loads(out)["processes"]}
+    assert set(changes) == set(work)  # matched by name: the pids are the same here, the names count
+    for name, n in work.items():
+        assert changes[name]["before"]["calls"] < 3000 and changes[name]["after"]["calls"] >= n, name
+        assert changes[name]["status"] == "changed"

@@ -281,3 +281,51 @@ def test_look_and_cgroup_pids(tmp_path: Path) -> None:
     (group / "sub" / "cgroup.procs").write_text("12\n")
     assert sorted(processes.cgroup_pids(str(group), 10)) == [10, 11, 12]
     assert len(processes.cgroup_pids(str(group), 2)) == 2
+
+
+# --- diff --------------------------------------------------------------------------------------
+
+def printed(doc: dict) -> bytes:
+    """The report as `--format json` prints it."""
+    return json.dumps(render.document(load(doc), render.View(fmt="json"))).encode()
+
+
+def test_diff_matches_processes_by_command_name() -> None:
+    from plugin import diff
+
+    def busier(t: dict) -> None:  # child-b makes 300 more getpgid; new pids in the second run
+        row = next(r for r in t["processes"][2]["syscalls"] if r["name"] == "getpgid")
+        row["calls"] += 300
+        t["processes"][2]["total"]["calls"] += 300
+        next(r for r in t["syscalls"] if r["name"] == "getpgid")["calls"] += 300
+        for p in t["processes"]:
+            p["pid"], p["host_pid"] = (p["pid"] or 0) + 40, p["host_pid"] + 40
+
+    before = diff.parse(printed(RECORDED), "a.json")
+    after = diff.parse(printed(changed(busier)), "b.json")
+    assert dict(before.processes or ())["child-b"].calls == 1122
+    d = diff.compare(before, after)
+    changes = {c.name: c for c in d.processes}
+    assert set(changes) == {"parent", "child-b", "child-c"}
+    assert changes["child-b"].after.calls - changes["child-b"].before.calls == 300
+    assert changes["parent"].status == changes["child-c"].status == "same"
+    assert d.processes[0].name == "child-b"  # the largest change first
+    text = render.diff_table(d, list(d.syscalls))
+    block = text.split("processes by command name (pids change between runs)\n\n", 1)[1].splitlines()
+    assert block[0].split()[:3] == ["COMMAND", "CALLS", "A"]
+    assert block[2].split()[:3] == ["child-b", "1,122", "1,422"]
+    assert [p["name"] for p in render.diff_document(d, [])["processes"]][0] == "child-b"
+
+
+def test_diff_sums_the_processes_of_a_name_and_the_rest() -> None:
+    from plugin import diff
+
+    snap = diff.parse(printed(changed(moved_to_rest)), "a.json")
+    names = dict(snap.processes or ())
+    assert set(names) == {"parent", "child-c", diff.OTHER} and names[diff.OTHER].calls == 1122
+    from .test_report import RECORDED as PLAIN
+    from .test_report import load as load_plain
+
+    plain = diff.parse(json.dumps(report.to_document(load_plain(PLAIN["bpf"]))).encode(), "b.json")
+    assert plain.processes is None
+    assert diff.compare(snap, snap).processes and not diff.compare(plain, plain).processes

@@ -153,7 +153,9 @@ def test_top_limits_rows_but_not_the_total() -> None:
 def test_json_shape_has_raw_numbers() -> None:
     doc = json.loads(rendered(diff.compare(fixture("before.json"), fixture("after.json")), "json"))
     assert doc["schema"] == 1 and doc["kind"] == "diff"
-    assert set(doc) == {"schema", "kind", "before", "after", "change", "syscalls", "appeared", "disappeared"}
+    assert set(doc) == {"schema", "kind", "before", "after", "change", "syscalls", "appeared", "disappeared",
+                        "processes"}
+    assert doc["processes"] == []  # neither report was counted per process
     before = doc["before"]
     assert before["label"] == "web @ 13:50:44" and before["targets"] == ["web"]
     assert before["window"] == {"requested_seconds": 2.0, "measured_seconds": 2.002160605,
