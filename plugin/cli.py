@@ -202,9 +202,6 @@ def spy_options(values: dict[str, Value], args: Sequence[str]) -> SpyOptions:
     if opts.by_process and opts.engine == "perf":
         raise UsageError("--by-process needs the BPF engine (perf counts per cgroup only)",
                          "leave --engine perf out")
-    if opts.by_process and opts.services:
-        raise UsageError("--by-process is not yet there with --service",
-                         "a Swarm task's helper cannot read the host's /proc")
     if opts.syscalls and opts.seccomp_profile:
         raise UsageError("--seccomp-profile needs every syscall counted", "leave --syscall out")
     return opts

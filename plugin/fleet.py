@@ -108,6 +108,7 @@ class Job:
     engine: str = "auto"
     latency: bool = False
     syscalls: tuple[str, ...] = ()  # count only these; (): every syscall
+    by_process: bool = False  # each task's processes apart (no pid in the container: see docs)
 
     @property
     def nodes(self) -> dict[str, list[str]]:
@@ -128,7 +129,8 @@ def job_spec(job: Job, all_nodes: list[str], now: float) -> dict[str, Any]:
     return {
         "image": job.image,
         "args": [*args, *(["--latency"] if job.latency else []),
-                 *(["--syscalls", ",".join(job.syscalls)] if job.syscalls else [])],
+                 *(["--syscalls", ",".join(job.syscalls)] if job.syscalls else []),
+                 *(["--by-process"] if job.by_process else [])],
         "name": f"docker-spy-job-{secrets.token_hex(4)}",
         "mode": ServiceMode("global-job"),
         # Constraints are ANDed: keep the job off every node that runs none of the tasks.
@@ -384,7 +386,7 @@ def merged(job: Job, infos: tuple[report.TargetInfo, ...], docs: dict[str, bytes
             continue
         try:
             reports.append(report.from_helper(docs[node], targets=[by_container[c] for c in containers],
-                                              requested_seconds=job.seconds))
+                                              requested_seconds=job.seconds, by_process=job.by_process))
         except HelperError as e:
             why[node] = e.what
     names = {t.node_id: t.node for t in job.tasks}
@@ -409,6 +411,8 @@ def merged(job: Job, infos: tuple[report.TargetInfo, ...], docs: dict[str, bytes
                          sampled(costs)) if costs else None,
         uncounted=sum(r.uncounted for r in reports),
         missing=tuple((names.get(n, n), w) for n, w in why.items()),
+        only=first.only,
+        by_process=job.by_process,
     )
 
 

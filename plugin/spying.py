@@ -80,7 +80,7 @@ def plan(globals_: daemon.GlobalOptions, opts: SpyOptions) -> Plan:
         tasks = tuple(fleet.tasks(client, opts.services))
         image = helper_image.ensure(client, opts.helper_image, progress_printer(opts.quiet))
         job = fleet.Job(image, tasks, seconds, fleet.CHECKPOINT_S, opts.engine, opts.latency,
-                        opts.syscalls)
+                        opts.syscalls, opts.by_process)
         infos = tuple(report.TargetInfo(t.container_id, t.name, 0, node=t.node) for t in tasks)
         return Plan(client, ", ".join(t.name for t in tasks), infos, job, view, "none", profile)
     targets = tuple(target.resolve_all(client, opts.containers, opts.filters))

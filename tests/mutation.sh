@@ -4,7 +4,9 @@
 # the pure functions of helper/shards (is_tick, window_end, shard_size, plan) and helper/bpfengine
 # (delta, config_bytes, control_bytes), sshdial (parse, ssh_argv), launcher (tracefs_by_volume),
 # usage and options (the command line), live (so_far, hidden_by_top, fit), helper/engine
-# (agreeing) and logs (the level); pyproject.toml's [tool.mutmut] says which files and tests.
+# (agreeing), logs (the level), selection (--syscall), helper/processes and the pure parts of
+# --by-process and --syscall in helper/bpfengine (processes_of) and helper/main (by_process,
+# selected, wanted, counted_names); pyproject.toml's [tool.mutmut] says which files and tests.
 #
 #   bash tests/mutation.sh            # all of them; prints the survivors per module
 #   bash tests/mutation.sh 'plugin.diff.*'   # only the mutants these mutmut names match
@@ -33,7 +35,10 @@ if [ $# -eq 0 ]; then
         'plugin.sshdial.x_parse__*' 'plugin.sshdial.x_ssh_argv__*' \
         'plugin.launcher.x_tracefs_by_volume__*' 'plugin.usage.*' 'plugin.options.*' \
         'plugin.live.x_so_far__*' 'plugin.live.x_hidden_by_top__*' 'plugin.live.x_fit__*' \
-        'plugin.helper.engine.x_agreeing__*' 'plugin.logs.*'
+        'plugin.helper.engine.x_agreeing__*' 'plugin.logs.*' \
+        'plugin.selection.*' 'plugin.helper.processes.*' 'plugin.helper.bpfengine.x_processes_of__*' \
+        'plugin.helper.main.x_by_process__*' 'plugin.helper.main.x_selected__*' \
+        'plugin.helper.main.x_wanted__*' 'plugin.helper.main.x_counted_names__*'
 fi
 
 cd "$work"

@@ -173,8 +173,9 @@ class Looker:
     in its container and its command line. /proc/<pid>/status, cmdline and comm are readable
     without ptrace rights; the target's pid namespace itself is not."""
 
-    def __init__(self, look: Callable[[int], processes.Seen | None] = processes.look) -> None:
-        self.look = look
+    def __init__(self, look: Callable[[int], processes.Seen | None] | None = processes.look) -> None:
+        self.look = look or (lambda pid: None)
+        self.blind = look is None  # a Swarm task's helper: the host's pids are not its to look up
         self.seen: dict[int, processes.Seen] = {}
 
     def look_present(self, directories: list[str]) -> None:
@@ -194,8 +195,10 @@ class Looker:
         while not engine.finished.wait(LOOK_EVERY_S):
             self.look_new(engine)
 
-    def at_end(self, host_pid: int) -> tuple[processes.Seen | None, bool]:
-        """The process as last seen, and whether it still runs."""
+    def at_end(self, host_pid: int) -> tuple[processes.Seen | None, bool | None]:
+        """The process as last seen, and whether it still runs (None: cannot tell)."""
+        if self.blind:
+            return None, None
         now = self.look(host_pid)
         return (now, True) if now is not None else (self.seen.get(host_pid), False)
 
@@ -342,13 +345,14 @@ def window(args: argparse.Namespace, engine: Engine, paths: list[str], directori
             else 1, "cgroup_layout": cgroup.layout(mounts)}
     not_before_counting(stop)
     levels = [ns_level(t) for t in args.targets] if args.by_process else []
-    looker = Looker()
-    if args.by_process:
+    # A Swarm task's helper has a pid namespace of its own: /proc/<host pid> is not the process.
+    looker = Looker(None if args.fleet is not None else processes.look)
+    if args.by_process and args.fleet is None:
         looker.look_present(directories)
     started = engine.start()
     started_at = datetime.now(UTC)
     stop.counting(engine)
-    if args.by_process:
+    if args.by_process and args.fleet is None:
         threading.Thread(target=looker.watch, args=(engine,), daemon=True).start()
     emit_status("counting", engine=engine.name, cgroups=paths,
                 started_at=started_at.isoformat(timespec="milliseconds"))
@@ -382,11 +386,12 @@ def window(args: argparse.Namespace, engine: Engine, paths: list[str], directori
 
 
 def by_process(total: Counts, found: Processes, only: frozenset[str] | None, level: int,
-               at_end: Callable[[int], tuple[processes.Seen | None, bool]]) -> dict:
+               at_end: Callable[[int], tuple[processes.Seen | None, bool | None]]) -> dict:
     """A target's `processes` and `other_processes`: each kept process with its rows (those
     asked for), most calls first, named as /proc showed it last (the kernel's name where /proc
     never saw it, or saw it before an execve); the rest of the target's counts, and how many
-    processes they are."""
+    processes they are. Where /proc cannot tell whether a process still runs (a Swarm task's
+    helper: `at_end` says None), it exited if the kernel saw it call exit_group."""
     kept = []
     for p in found.kept:
         counts = selected(p.counts, only)
@@ -398,7 +403,7 @@ def by_process(total: Counts, found: Processes, only: frozenset[str] | None, lev
                  "comm": processes.printable(seen.comm if seen and running else p.comm,
                                              processes.COMM_CHARS),
                  "cmdline": seen.cmdline if seen and named else None,
-                 "exited": p.exited or not running,
+                 "exited": p.exited or running is False,
                  "total": processes.total(counts), "syscalls": rows(counts)}
         if p.lost:
             entry["lost"] = p.lost
@@ -488,8 +493,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--duration must be between 0 and a year")
     if args.interval is not None and not 0.01 <= args.interval <= args.duration:
         parser.error("--interval must be between 10 ms and the duration")
-    if args.by_process and args.fleet is not None:
-        parser.error("--by-process reads /proc, which a Swarm task's helper cannot")
     if args.by_process and args.engine == "perf":
         parser.error("--by-process needs the BPF engine")
     return args

@@ -156,6 +156,22 @@ def test_three_replicas_on_one_node(swarm: Swarm, make_service) -> None:
     assert jobs_left(swarm) == []
 
 
+def test_by_process_and_syscall_through_a_job(swarm: Swarm, make_service) -> None:
+    # A task's helper has a pid namespace of its own: the processes come with the kernel's
+    # names and host pids, and no pid in the container (docs/reference.md says so).
+    service = make_service("--replicas", "1", "--constraint", "node.hostname==swa", slots=1)
+    code, doc, err = spy(swarm, service, {1: 1234}, "--by-process", "--syscall", "getppid,fchdir")
+    assert code == 0, err
+    assert doc["by_process"] is True and doc["only"] == ["fchdir", "getppid"]
+    (task,) = doc["targets"]
+    (proc,) = task["processes"]
+    assert proc["comm"] == "workload" and proc["pid"] is None and proc["cmdline"] is None
+    assert proc["host_pid"] > 0 and proc["exited"] is False
+    assert {r["name"]: r["calls"] for r in proc["syscalls"]} == {"getppid": 1234, "fchdir": 1234}
+    assert task["other_processes"] is None and task["total"] == proc["total"]
+    assert jobs_left(swarm) == []
+
+
 def test_a_service_spread_over_two_nodes(swarm: Swarm, make_service) -> None:
     service = make_service("--replicas", "2", "--replicas-max-per-node", "1", slots=2)
     code, doc, err = spy(swarm, service, {1: 1111, 2: 2222}, "--latency")

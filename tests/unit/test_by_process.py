@@ -329,3 +329,31 @@ def test_diff_sums_the_processes_of_a_name_and_the_rest() -> None:
     plain = diff.parse(json.dumps(report.to_document(load_plain(PLAIN["bpf"]))).encode(), "b.json")
     assert plain.processes is None
     assert diff.compare(snap, snap).processes and not diff.compare(plain, plain).processes
+
+
+def test_a_swarm_tasks_helper_cannot_look_so_exited_is_the_kernels_word() -> None:
+    blind = helper.Looker(None)
+    assert blind.at_end(1) == (None, None) and blind.look(1) is None
+    total = Counts({"read": 6, "close": 2, "wait4": 1, "openat": 3}, {"read": 1, "openat": 3},
+                   {"read": {"EBADF": 1}, "openat": {"ENOENT": 3}})
+    out = helper.by_process(total, family(), None, -1, blind.at_end)
+    by_pid = {p["host_pid"]: p for p in out["processes"]}
+    assert [by_pid[pid]["exited"] for pid in (100, 101, 102)] == [False, True, False]
+    assert all(p["pid"] is None and p["cmdline"] is None for p in out["processes"])
+    assert by_pid[102]["comm"] == "sh"  # the kernel's name
+
+
+def test_the_looker_remembers_what_it_saw_while_a_process_ran() -> None:
+    alive = {100: seen("app", 100, 1), 101: seen("sh", 101, 2)}
+
+    class Engine:
+        def process_ids(self) -> list[tuple[int, int]]:
+            return [(0, 100), (0, 101), (0, 102)]
+
+    looker = helper.Looker(lambda pid: alive.get(pid))
+    looker.look_new(Engine())  # type: ignore[arg-type]
+    assert set(looker.seen) == {100, 101}
+    del alive[101]  # it exits
+    assert looker.at_end(100) == (alive[100], True)
+    assert looker.at_end(101) == (seen("sh", 101, 2), False)
+    assert looker.at_end(102) == (None, False)
