@@ -367,8 +367,8 @@ def window(args: argparse.Namespace, engine: Engine, paths: list[str], directori
         totals = [merge(t, c) for t, c in zip(totals, counts, strict=True)]
         if args.fleet is not None and not tick.final:
             # No attach stream to a Swarm task: the report so far, through the task's log.
-            args.fleet.emit(report(args, engine, paths, [settled(t) for t in totals], exits, stop,
-                                   host, seconds, started_at), final=False)
+            args.fleet.emit(so_far(args, engine, paths, totals, levels, looker, exits, stop, host,
+                                   seconds, started_at), final=False)
         elif args.interval:
             write_line({"schema": SCHEMA, "kind": "interval", "index": index, "seconds": seconds,
                         "targets": [{**t.ident(), "syscalls": rows(agreeing(c))}
@@ -379,8 +379,26 @@ def window(args: argparse.Namespace, engine: Engine, paths: list[str], directori
     if whole is not None:
         totals = [selected(c, args.syscalls) for c in whole]
     doc = report(args, engine, paths, totals, exits, stop, host, seconds, started_at)
+    if args.by_process:
+        found = engine.processes() or []
+        for entry, total, level, procs in zip(doc["targets"], totals, levels, found, strict=True):
+            entry.update(by_process(total, procs, args.syscalls, level, looker.at_end))
+    return doc
+
+
+def so_far(args: argparse.Namespace, engine: Engine, paths: list[str], totals: list[Counts],
+           levels: list[int], looker: Looker, exits: Exits, stop: Stop, host: dict, seconds: float,
+           started_at: datetime) -> dict:
+    """A Swarm task's report so far, read while counting goes on: each target's counts made to
+    agree with themselves, and with its processes', read a moment later (a target's count is at
+    least what its processes add up to)."""
+    now = [settled(t) for t in totals]
     found = engine.processes() if args.by_process else None
-    for entry, total, level, procs in zip(doc["targets"], totals, levels, found or [], strict=False):
+    if found is not None:
+        now = [processes.covering(t, [selected(p.counts, args.syscalls) for p in procs.kept])
+               for t, procs in zip(now, found, strict=True)]
+    doc = report(args, engine, paths, now, exits, stop, host, seconds, started_at)
+    for entry, total, level, procs in zip(doc["targets"], now, levels, found or [], strict=False):
         entry.update(by_process(total, procs, args.syscalls, level, looker.at_end))
     return doc
 

@@ -89,6 +89,27 @@ def cgroup_pids(directory: str, limit: int) -> list[int]:
     return found
 
 
+def covering(total: Counts, parts: list[Counts]) -> Counts:
+    """A target's counts read while counting goes on, raised where its processes', read a
+    moment later, add up to more: by syscall and errno, the larger, with failures at least
+    their errnos and calls at least their failures (no time: a report so far has none to add)."""
+    added = summed_counts(parts)
+
+    def larger(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+        return {k: max(a.get(k, 0), b.get(k, 0)) for k in a.keys() | b.keys()}
+
+    errnos = {name: larger(total.errnos.get(name, {}), added.errnos.get(name, {}))
+              for name in total.errnos.keys() | added.errnos.keys()}
+    errors = larger(total.errors, added.errors)
+    for name, by_errno in errnos.items():
+        errors[name] = max(errors.get(name, 0), sum(by_errno.values()))
+        errnos[name] = balanced(by_errno, errors[name])  # short of the failures: ELOST
+    calls = larger(total.calls, added.calls)
+    for name, failed in errors.items():
+        calls[name] = max(calls.get(name, 0), failed)
+    return Counts(calls, errors, errnos, total.time_ns, total.max_ns)
+
+
 def minus(total: Counts, part: Counts) -> Counts:
     """total - part, by syscall and errno: what is left of a target's counts once its kept
     processes' are taken out (no time: times are not kept per process). Where the kernel's maps

@@ -253,11 +253,16 @@ def test_a_global_service_names_its_tasks_by_node(swarm: Swarm, make_service) ->
     assert names == sorted(f"{service.name}.{i}" for i in swarm.nodes.values())
 
 
-def test_ctrl_c_mid_window_gives_the_report_so_far_and_removes_the_job(swarm: Swarm, make_service) -> None:
+@pytest.mark.parametrize("by_process", [False, True])
+def test_ctrl_c_mid_window_gives_the_report_so_far_and_removes_the_job(swarm: Swarm, make_service,
+                                                                      by_process: bool) -> None:
+    # With --by-process the reports so far are read while counting goes on: the processes
+    # must still add up to their task (the plugin refuses a report where they do not).
     service = make_service("--replicas", "2", "--replicas-max-per-node", "1", slots=2)
     for i in range(2):
         proc = start_spy(swarm.env, "--service", service.name, "-d", "60s", "--format", "json",
-                         "-l", "debug", new_session=True)  # debug: how each log read went
+                         "-l", "debug", *(["--by-process"] if by_process else []),
+                         new_session=True)  # debug: how each log read went
         wait_every_node(proc, 2)
         service.trigger(1, 500 + i)
         service.trigger(2, 700 + i)
@@ -272,6 +277,9 @@ def test_ctrl_c_mid_window_gives_the_report_so_far_and_removes_the_job(swarm: Sw
         assert {f"{service.name}.1", f"{service.name}.2"} <= set(tasks), (doc.get("missing"), err)
         assert syscall(tasks[f"{service.name}.1"], "getppid")["calls"] == 500 + i
         assert syscall(tasks[f"{service.name}.2"], "getppid")["calls"] == 700 + i
+        if by_process:
+            workers = [p for p in tasks[f"{service.name}.1"]["processes"] if p["comm"] == "workload"]
+            assert sum(syscall(p, "getppid")["calls"] for p in workers) == 500 + i
         assert jobs_left(swarm) == []
 
 

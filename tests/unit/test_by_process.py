@@ -357,3 +357,21 @@ def test_the_looker_remembers_what_it_saw_while_a_process_ran() -> None:
     assert looker.at_end(100) == (alive[100], True)
     assert looker.at_end(101) == (seen("sh", 101, 2), False)
     assert looker.at_end(102) == (None, False)
+
+
+def test_a_report_so_far_covers_what_its_processes_add_up_to() -> None:
+    # Read while counting goes on: the processes, read a moment after the target, made more calls.
+    target = Counts({"read": 10, "close": 4}, {"read": 2}, {"read": {"EBADF": 2}})
+    parts = [Counts({"read": 8, "open": 1}, {"read": 3, "open": 1}, {"read": {"EBADF": 2, "EINTR": 1},
+                                                                     "open": {"ENOENT": 1}}),
+             Counts({"read": 3, "close": 4}, {})]
+    got = processes.covering(target, parts)
+    assert got.calls == {"read": 11, "close": 4, "open": 1}
+    assert got.errors == {"read": 3, "open": 1}
+    assert got.errnos == {"read": {"EBADF": 2, "EINTR": 1}, "open": {"ENOENT": 1}}
+    rest = processes.minus(got, processes.summed_counts(parts))
+    assert rest == Counts({}, {}, {})  # they add up exactly
+    # errors beyond the errnos known (read before them): ELOST makes them add up
+    short = processes.covering(Counts({"read": 5}, {"read": 4}, {"read": {"EBADF": 1}}), [])
+    assert short.errnos == {"read": {"EBADF": 1, "ELOST": 3}} and short.calls == {"read": 5}
+    assert processes.covering(Counts({"x": 1}, {"x": 3}), []).calls == {"x": 3}
