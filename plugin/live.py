@@ -22,6 +22,7 @@ CLEAR = "\x1b[2J\x1b[H"
 HOME, CLEAR_LINE, CLEAR_BELOW = "\x1b[H", "\x1b[K", "\x1b[J"
 ERASE_LINE = "\r\x1b[K"
 PROGRESS_EVERY_S = 1.0
+FRAME_PROCESSES = 5  # --by-process: the processes a live frame lists
 
 
 def progress_interval(seconds: float) -> float | None:
@@ -39,15 +40,28 @@ class Totals:
     last_seconds: float = 0.0  # how long the last interval was
     last: report.Interval | None = None
     so_far: list[tuple[SyscallCount, ...]] = field(default_factory=list)  # per target
+    by_process: bool = False  # the intervals carry each target's processes
+    processes: list[dict[int, report.ProcessCounts]] = field(default_factory=list)  # by host pid
+    not_kept: list[int] = field(default_factory=list)  # per target: processes not kept so far
 
     def __post_init__(self) -> None:
         self.so_far = [() for _ in self.targets]
+        self.processes = [{} for _ in self.targets]
+        self.not_kept = [0 for _ in self.targets]
 
     def add(self, raw: bytes, latency: bool = False) -> report.Interval:
         interval = report.interval_from_helper(raw, pids=[t.pid for t in self.targets],
-                                               previous=self.seconds, latency=latency)
+                                               previous=self.seconds, latency=latency,
+                                               by_process=self.by_process)
         self.so_far = [report.summed([before, now])
                        for before, now in zip(self.so_far, interval.targets, strict=True)]
+        for known, now in zip(self.processes, interval.processes or (), strict=False):
+            for p in now:
+                was = known.get(p.host_pid)
+                known[p.host_pid] = p if was is None else dataclasses.replace(
+                    was, pid=was.pid or p.pid, comm=p.comm,
+                    syscalls=report.summed([was.syscalls, p.syscalls]))
+        self.not_kept = list(interval.not_kept) or self.not_kept
         self.last_seconds = interval.seconds - self.seconds
         self.seconds = interval.seconds
         self.last = interval
@@ -73,6 +87,20 @@ class Totals:
         out.sort(key=lambda row: (-row["interval_calls"], -row["calls"], row["name"]))
         return out
 
+    def process_rows(self, i: int) -> list[dict[str, Any]]:
+        """--by-process: target i's processes so far, busiest in the last interval first: calls
+        and failures so far and in the last interval."""
+        assert self.last is not None
+        recent = {p.host_pid: p for p in (self.last.processes or [()] * len(self.targets))[i]}
+        out = []
+        for p in self.processes[i].values():
+            r = recent.get(p.host_pid)
+            out.append({"pid": p.pid, "host_pid": p.host_pid, "comm": p.comm, "calls": p.total_calls,
+                        "errors": p.total_errors, "interval_calls": r.total_calls if r else 0,
+                        "interval_errors": r.total_errors if r else 0})
+        out.sort(key=lambda row: (-row["interval_calls"], -row["calls"], row["host_pid"]))
+        return out
+
 
 def document(totals: Totals, top: int | None = None) -> dict[str, Any]:
     """One line of `--interval` JSON output: the totals so far and the last interval's; `top`
@@ -85,22 +113,51 @@ def document(totals: Totals, top: int | None = None) -> dict[str, Any]:
                              "errors": sum(r["interval_errors"] for r in rows)},
                 "syscalls": rows[:top]}
 
+    def target(i: int, t: TargetInfo) -> dict[str, Any]:
+        entry = {"id": t.id, "name": t.name, "pid": t.pid, **summary(totals.rows(i))}
+        if totals.by_process:
+            entry["processes"] = totals.process_rows(i)
+        return entry
+
     return {
         "schema": report.SCHEMA, "kind": "interval", "index": totals.last.index,
         "elapsed_seconds": round(totals.seconds, 9), "interval_seconds": round(totals.last_seconds, 9),
         **summary(totals.rows()),
-        "targets": [{"id": t.id, "name": t.name, "pid": t.pid, **summary(totals.rows(i))}
-                    for i, t in enumerate(totals.targets)],
+        "targets": [target(i, t) for i, t in enumerate(totals.targets)],
     }
 
 
 def so_far(totals: Totals, engine: str, latency: bool, window: float | None) -> report.Report:
-    """The intervals so far as a Report, so that a frame has the final table's columns."""
-    targets = tuple(report.TargetCounts(info, report.by_calls(rows))
-                    for info, rows in zip(totals.targets, totals.so_far, strict=True))
-    return report.Report(targets=targets, window=report.Window(window, totals.seconds, ""),
+    """The intervals so far as a Report, so that a frame has the final table's columns (and,
+    with --by-process, its processes: those kept, and the rest of the target's calls)."""
+    targets = []
+    for i, (info, rows) in enumerate(zip(totals.targets, totals.so_far, strict=True)):
+        counted = report.TargetCounts(info, report.by_calls(rows))
+        if totals.by_process:
+            kept = sorted(totals.processes[i].values(), key=lambda p: (-p.total_calls, p.host_pid))
+            kept = kept[:report.MAX_PROCESSES]
+            rest = rest_of(rows, [p.syscalls for p in kept])
+            other = report.OtherProcesses(totals.not_kept[i], False, rest) \
+                if rest or totals.not_kept[i] else None
+            counted = dataclasses.replace(counted, processes=tuple(kept), other_processes=other)
+        targets.append(counted)
+    return report.Report(targets=tuple(targets), window=report.Window(window, totals.seconds, ""),
                          host=report.Host("", "", 0, 0, "", ""), syscalls=report.summed(totals.so_far),
-                         partial=False, engine=engine, latency=latency)
+                         partial=False, engine=engine, latency=latency, by_process=totals.by_process)
+
+
+def rest_of(rows: Sequence[SyscallCount],
+            parts: Sequence[Sequence[SyscallCount]]) -> tuple[SyscallCount, ...]:
+    """A target's rows less its processes', by syscall, never below zero: the live view reads
+    the processes a moment after the target, so they may be a little ahead (no errnos)."""
+    taken = {s.name: s for s in report.summed(parts)}
+    out = []
+    for s in rows:
+        t = taken.get(s.name)
+        calls, errors = max(0, s.calls - (t.calls if t else 0)), max(0, s.errors - (t.errors if t else 0))
+        if calls or errors:
+            out.append(SyscallCount(s.name, calls, errors))
+    return report.by_calls(out)
 
 
 def hidden_by_top(rep: report.Report, view: render.View) -> int:
@@ -135,7 +192,9 @@ def frame(totals: Totals, view: render.View, height: int, engine: str = "perf",
     """A live table: the final table's columns and order, for the counts so far, fit to
     `height` lines."""
     rep = so_far(totals, engine, latency, window)
-    return fit(render.table(rep, view), height, hidden_by_top(rep, view))
+    # A frame lists the busiest few processes: the rest is one row, so that it fits.
+    shown = dataclasses.replace(view, processes_top=FRAME_PROCESSES)
+    return fit(render.table(rep, shown), height, hidden_by_top(rep, view))
 
 
 class Display:

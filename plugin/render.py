@@ -57,6 +57,7 @@ class View:
     no_trunc: bool = False
     by_class: bool = False
     bars: bool = True  # the share as a bar of block characters (tables only)
+    processes_top: int | None = None  # --by-process: the processes listed (default: top's)
 
 
 def rows(syscalls: Sequence[SyscallCount], view: View) -> list[SyscallCount]:
@@ -252,7 +253,7 @@ def process_table(report: Report, t: TargetCounts, view: View) -> str:
     then the rest of its calls as one row: PID (in the container), COMMAND, calls, errors,
     top syscall and errno, rate, share of the target's calls, the command line."""
     listed: list[ProcessCounts | OtherProcesses] = list(t.processes or ())
-    shown = listed[:view.top]
+    shown = listed[:view.processes_top or view.top]
     cut = listed[len(shown):]
     seconds = (t.window or report.window).measured_seconds
     errnos = has_errnos(report)

@@ -183,6 +183,10 @@ class Interval:
     index: int
     seconds: float
     targets: tuple[tuple[SyscallCount, ...], ...]
+    # --by-process: per target, what each process did in the interval (pid, host_pid, comm and
+    # rows; cmdline and exited only in the report), and how many processes were not kept so far
+    processes: tuple[tuple[ProcessCounts, ...], ...] | None = None
+    not_kept: tuple[int, ...] = ()
 
 
 def by_calls(rows: Iterable[SyscallCount]) -> tuple[SyscallCount, ...]:
@@ -339,7 +343,7 @@ def _targets(doc: dict[str, Any], pids: Sequence[int | str]) -> list[Any]:
 
 
 def interval_from_helper(raw: bytes, *, pids: Sequence[int], previous: float,
-                         latency: bool = False) -> Interval:
+                         latency: bool = False, by_process: bool = False) -> Interval:
     """An `interval` document, checked to be about these PIDs and to come after `previous`;
     its rows carry errnos (BPF) and, with `latency`, times, as a report's do."""
     doc = decode(raw)
@@ -354,7 +358,32 @@ def interval_from_helper(raw: bytes, *, pids: Sequence[int], previous: float,
         seconds=seconds,
         targets=tuple(tuple(_rows(t, "syscalls", f"targets[{i}]", latency=latency))
                       for i, t in enumerate(targets)),
+        processes=tuple(_live_processes(t, f"targets[{i}]") for i, t in enumerate(targets))
+        if by_process else None,
+        not_kept=tuple(CHECK.integer(t, "processes_not_kept", f"targets[{i}].")
+                       for i, t in enumerate(targets)) if by_process else (),
     )
+
+
+def _live_processes(entry: Any, where: str) -> tuple[ProcessCounts, ...]:
+    """An interval's processes: their rows of the interval (the live view adds them up; the
+    report's processes are the ones checked to add up to their target)."""
+    listed = CHECK.get(entry, "processes", list, f"{where}.")
+    if len(listed) > MAX_PROCESSES:
+        raise _bad(f"{where} lists more than {MAX_PROCESSES} processes")
+    found = []
+    for j, p in enumerate(listed):
+        at = f"{where}.processes[{j}]"
+        pid = None if isinstance(p, dict) and p.get("pid", 0) is None else \
+            CHECK.integer(p, "pid", f"{at}.", 1, MAX_PID)
+        comm = CHECK.text(p, "comm", f"{at}.")
+        if len(comm) > COMM_CHARS:
+            raise _bad(f"{at}.comm is longer than a command name")
+        found.append(ProcessCounts(pid, CHECK.integer(p, "host_pid", f"{at}.", 1, MAX_PID), comm, None,
+                                   False, by_calls(_rows(p, "syscalls", at))))
+    if len({p.host_pid for p in found}) != len(found):
+        raise _bad(f"{where} lists a process twice")
+    return tuple(found)
 
 
 def from_helper(raw: bytes, *, targets: Sequence[TargetInfo], requested_seconds: float,

@@ -243,8 +243,9 @@ def spy(globals_: daemon.GlobalOptions, opts: SpyOptions, interrupts: Interrupts
         planned = plan(globals_, opts)
     except KeyboardInterrupt as interrupt:
         raise InterruptedEarly(interrupt) from None
-    display = live.Display(live.Totals(list(planned.infos)), planned.mode, planned.view, sys.stdout,
-                           sys.stderr, opts.seconds, opts.latency)
+    totals = live.Totals(list(planned.infos), by_process=opts.by_process)
+    display = live.Display(totals, planned.mode, planned.view, sys.stdout, sys.stderr, opts.seconds,
+                           opts.latency)
     made = run(planned, opts, interrupts, display)
     # The documents are in hand: a first Ctrl-C now (the window ended as it came) waits for
     # the report to be shown, and sets the exit status; a second one quits at once.

@@ -345,6 +345,7 @@ def window(args: argparse.Namespace, engine: Engine, paths: list[str], directori
             else 1, "cgroup_layout": cgroup.layout(mounts)}
     not_before_counting(stop)
     levels = [ns_level(t) for t in args.targets] if args.by_process else []
+    live = LiveProcesses(len(args.targets))
     # A Swarm task's helper has a pid namespace of its own: /proc/<host pid> is not the process.
     looker = Looker(None if args.fleet is not None else processes.look)
     if args.by_process and args.fleet is None:
@@ -370,9 +371,12 @@ def window(args: argparse.Namespace, engine: Engine, paths: list[str], directori
             args.fleet.emit(so_far(args, engine, paths, totals, levels, looker, exits, stop, host,
                                    seconds, started_at), final=False)
         elif args.interval:
+            entries = [{**t.ident(), "syscalls": rows(agreeing(c))}
+                       for t, c in zip(args.targets, counts, strict=True)]
+            if args.by_process:
+                live.add(entries, engine, args.syscalls, levels, looker)
             write_line({"schema": SCHEMA, "kind": "interval", "index": index, "seconds": seconds,
-                        "targets": [{**t.ident(), "syscalls": rows(agreeing(c))}
-                                    for t, c in zip(args.targets, counts, strict=True)]})
+                        "targets": entries})
         if tick.final:
             break
     whole = engine.totals()
@@ -384,6 +388,31 @@ def window(args: argparse.Namespace, engine: Engine, paths: list[str], directori
         for entry, total, level, procs in zip(doc["targets"], totals, levels, found, strict=True):
             entry.update(by_process(total, procs, args.syscalls, level, looker.at_end))
     return doc
+
+
+class LiveProcesses:
+    """--by-process --interval: each interval's processes, what each did since the last one
+    (read a moment after the targets' counts: the live view shows them, the report is exact)."""
+
+    def __init__(self, targets: int) -> None:
+        self.before: list[list[processes.Process]] = [[] for _ in range(targets)]
+
+    def add(self, entries: list[dict], engine: Engine, only: frozenset[str] | None,
+            levels: list[int], looker: Looker) -> None:
+        for i, (entry, found, level) in enumerate(zip(entries, engine.processes() or [], levels,
+                                                      strict=True)):
+            listed = []
+            for p, did in processes.since(found.kept, self.before[i]):
+                did = selected(did, only)
+                if did.calls or did.errors:
+                    seen = looker.seen.get(p.host_pid)
+                    listed.append({"pid": processes.in_target(seen, level), "host_pid": p.host_pid,
+                                   "comm": processes.printable(p.comm, processes.COMM_CHARS),
+                                   "syscalls": rows(did)})
+            listed.sort(key=lambda e: (-sum(r["calls"] for r in e["syscalls"]), e["host_pid"]))
+            entry["processes"] = listed[:processes.MAX_PROCESSES]
+            entry["processes_not_kept"] = found.folded
+            self.before[i] = found.kept
 
 
 def so_far(args: argparse.Namespace, engine: Engine, paths: list[str], totals: list[Counts],

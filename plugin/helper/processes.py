@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .engine import Counts
+from .engine import Counts, Process
 
 # A target keeps this many processes, each with its own rows; the calls of the rest are the
 # target's less those (never lost), and how many they were is counted. A hundred is more than a
@@ -108,6 +108,18 @@ def covering(total: Counts, parts: list[Counts]) -> Counts:
     for name, failed in errors.items():
         calls[name] = max(calls.get(name, 0), failed)
     return Counts(calls, errors, errnos, total.time_ns, total.max_ns)
+
+
+def since(now: list[Process], before: list[Process]) -> list[tuple[Process, Counts]]:
+    """Each process's calls since the last read (an interval of the live view): those that
+    called, with what they did since, by syscall and errno."""
+    was = {p.host_pid: p.counts for p in before}
+    out = []
+    for p in now:
+        gone = minus(p.counts, was.get(p.host_pid, Counts({}, {})))
+        if gone.calls or gone.errors:
+            out.append((p, gone))
+    return out
 
 
 def minus(total: Counts, part: Counts) -> Counts:

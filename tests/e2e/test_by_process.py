@@ -169,3 +169,24 @@ def test_diff_compares_the_processes_of_two_windows_by_name(docker_env, helper_i
     for name, n in work.items():
         assert changes[name]["before"]["calls"] < 3000 and changes[name]["after"]["calls"] >= n, name
         assert changes[name]["status"] == "changed"
+
+
+def test_the_live_lines_carry_the_processes_and_end_where_the_report_does(docker_env, helper_image,
+                                                                         target: Target) -> None:
+    host_pids(target)
+    spy = start_spy(docker_env, target.name, "-d", "3s", "-i", "1s", "--by-process", "--format", "json",
+                    "-l", "info")
+    spy.wait_counting()
+    go(target, A, B, C, D)
+    code, out, err = spy.finish()
+    assert code == 0, err
+    *intervals, final = [json.loads(line) for line in out.splitlines()]
+    assert [line["kind"] for line in intervals] == ["interval"] * 3 and final["kind"] == "report"
+    live = {p["host_pid"]: p for p in intervals[-1]["targets"][0]["processes"]}
+    # The last interval is read with counting off, as the report is: the same counts.
+    for p in final["targets"][0]["processes"]:
+        assert live[p["host_pid"]]["calls"] == p["total"]["calls"], p["comm"]
+        assert live[p["host_pid"]]["comm"] == p["comm"]
+    assert sum(p["interval_calls"] for line in intervals for p in line["targets"][0]["processes"]
+               if p["comm"] == "parent") == next(p["total"]["calls"] for p in final["targets"][0]["processes"]
+                                                 if p["comm"] == "parent")

@@ -375,3 +375,105 @@ def test_a_report_so_far_covers_what_its_processes_add_up_to() -> None:
     short = processes.covering(Counts({"read": 5}, {"read": 4}, {"read": {"EBADF": 1}}), [])
     assert short.errnos == {"read": {"EBADF": 1, "ELOST": 3}} and short.calls == {"read": 5}
     assert processes.covering(Counts({"x": 1}, {"x": 3}), []).calls == {"x": 3}
+
+
+# --- the live view ---------------------------------------------------------------------------------
+
+def interval(index: int, seconds: float, rows: list[dict], procs: list[dict], not_kept: int = 0) -> bytes:
+    return json.dumps({"schema": report.SCHEMA, "kind": "interval", "index": index, "seconds": seconds,
+                       "targets": [{"pid": TARGET[0].pid, "syscalls": rows, "processes": procs,
+                                    "processes_not_kept": not_kept}]}).encode()
+
+
+def test_the_live_view_adds_up_each_processs_intervals() -> None:
+    from plugin import live
+
+    totals = live.Totals(TARGET, by_process=True)
+    totals.add(interval(1, 1.0, [{"name": "read", "calls": 10, "errors": 0}],
+                        [{"pid": None, "host_pid": 50, "comm": "sh", "syscalls": [
+                            {"name": "read", "calls": 6, "errors": 0}]}]))
+    totals.add(interval(2, 2.0, [{"name": "read", "calls": 5, "errors": 1},
+                                 {"name": "close", "calls": 2, "errors": 0}],
+                        [{"pid": 7, "host_pid": 50, "comm": "app", "syscalls": [
+                            {"name": "read", "calls": 4, "errors": 1}]},
+                         {"pid": 8, "host_pid": 51, "comm": "cat", "syscalls": [
+                             {"name": "close", "calls": 1, "errors": 0}]}], not_kept=3))
+    rep = live.so_far(totals, "bpf", False, 10.0)
+    (t,) = rep.targets
+    first, second = t.processes or ()
+    # The pid once /proc showed it, the name as last read, the calls of both intervals.
+    assert (first.pid, first.comm, first.total_calls, first.total_errors) == (7, "app", 10, 1)
+    assert (second.host_pid, second.total_calls) == (51, 1)
+    rest = t.other_processes
+    assert rest is not None and rest.processes == 3
+    assert [(s.name, s.calls, s.errors) for s in rest.syscalls] == [("read", 5, 0), ("close", 1, 0)]
+    line = live.document(totals)["targets"][0]["processes"]
+    assert [(p["host_pid"], p["calls"], p["interval_calls"]) for p in line] == [(50, 10, 4), (51, 1, 1)]
+    frame = live.frame(totals, render.View(), 60, "bpf")
+    assert "family: 5 processes" in frame and "other processes (3)" in frame
+
+
+def test_a_frame_lists_the_busiest_five_processes() -> None:
+    from plugin import live
+
+    totals = live.Totals(TARGET, by_process=True)
+    procs = [{"pid": i, "host_pid": 100 + i, "comm": f"w{i}",
+              "syscalls": [{"name": "read", "calls": 10 + i, "errors": 0}]} for i in range(1, 9)]
+    totals.add(interval(1, 1.0, [{"name": "read", "calls": sum(10 + i for i in range(1, 9)),
+                                  "errors": 0}], procs))
+    frame = live.frame(totals, render.View(), 80, "bpf")
+    listed = [line.split()[1] for line in frame.split("COMMAND LINE")[1].splitlines()[2:]]
+    assert listed == ["w8", "w7", "w6", "w5", "w4", "processes"]  # the rest: "  other processes (3)"
+    assert "other processes (3)" in frame
+    # rest_of never goes below zero where the processes ran ahead of their target
+    assert live.rest_of([report.SyscallCount("read", 2, 0)], [[report.SyscallCount("read", 5, 1)]]) == ()
+
+
+def test_an_intervals_processes_are_checked() -> None:
+    good = interval(1, 1.0, [{"name": "read", "calls": 1, "errors": 0}],
+                    [{"pid": None, "host_pid": 5, "comm": "a", "syscalls": [{"name": "read", "calls": 1,
+                                                                             "errors": 0}]}])
+    assert report.interval_from_helper(good, pids=[TARGET[0].pid], previous=0.0, by_process=True).processes
+    for bad, says in [({"host_pid": 0}, "host_pid is out of range"), ({"comm": "x" * 20}, "comm is longer"),
+                      ({"syscalls": [{"name": "Bad", "calls": 1, "errors": 0}]}, "name is not")]:
+        doc = json.loads(good)
+        doc["targets"][0]["processes"][0].update(bad)
+        with pytest.raises(ContractError) as info:
+            report.interval_from_helper(json.dumps(doc).encode(), pids=[TARGET[0].pid], previous=0.0,
+                                        by_process=True)
+        assert says in info.value.what, info.value.what
+    doc = json.loads(good)
+    doc["targets"][0]["processes"] *= 2
+    with pytest.raises(ContractError, match="lists a process twice"):
+        report.interval_from_helper(json.dumps(doc).encode(), pids=[TARGET[0].pid], previous=0.0,
+                                    by_process=True)
+
+
+def test_the_helper_tells_each_interval_what_each_process_did_since_the_last() -> None:
+    before = [Process(10, "a", False, Counts({"read": 5}, {"read": 1}, {"read": {"EBADF": 1}}))]
+    now = [Process(10, "a", False, Counts({"read": 8, "close": 1}, {"read": 2}, {"read": {"EBADF": 2}})),
+           Process(11, "b", False, Counts({"open": 2}, {})),
+           Process(12, "c", True, Counts({}, {}))]
+    got = processes.since(now, before)
+    assert [(p.host_pid, c) for p, c in got] == [
+        (10, Counts({"read": 3, "close": 1}, {"read": 1}, {"read": {"EBADF": 1}})),
+        (11, Counts({"open": 2}, {}))]
+
+    class Engine:
+        def __init__(self) -> None:
+            self.reads = [[Processes(before, folded=1)], [Processes(now, folded=4)]]
+
+        def processes(self) -> list[Processes]:
+            return self.reads.pop(0)
+
+    live, engine = helper.LiveProcesses(1), Engine()
+    looker = helper.Looker(lambda pid: None)
+    looker.seen[11] = seen("b", 11, 3)
+    first: list[dict] = [{"pid": 1}]
+    live.add(first, engine, None, [1], looker)  # type: ignore[arg-type]
+    assert first[0]["processes"][0]["host_pid"] == 10 and first[0]["processes_not_kept"] == 1
+    second: list[dict] = [{"pid": 1}]
+    live.add(second, engine, frozenset({"read", "open"}), [1], looker)  # type: ignore[arg-type]
+    assert [(p["host_pid"], p["pid"], p["syscalls"][0]["calls"]) for p in second[0]["processes"]] == \
+        [(10, None, 3), (11, 3, 2)]
+    assert second[0]["processes_not_kept"] == 4
