@@ -6,6 +6,7 @@ recorded report is the helper's real output on tests/e2e/family.c."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import csv
 import io
 import json
@@ -477,3 +478,124 @@ def test_the_helper_tells_each_interval_what_each_process_did_since_the_last() -
     assert [(p["host_pid"], p["pid"], p["syscalls"][0]["calls"]) for p in second[0]["processes"]] == \
         [(10, None, 3), (11, 3, 2)]
     assert second[0]["processes_not_kept"] == 4
+
+
+# --- the process table, byte for byte -----------------------------------------------------------------
+
+def crafted(engine: str = "bpf", seconds: float = 2.0) -> tuple[report.Report, report.TargetCounts]:
+    s = report.SyscallCount
+    procs = (report.ProcessCounts(1, 101, "nginx", None, False, (s("writev", 300, 3, (("EAGAIN", 3),)),
+                                                                 s("read", 100, 0))),
+             report.ProcessCounts(None, 150, "sh", None, True, (s("wait4", 2, 1, (("ECHILD", 1),)),)),
+             report.ProcessCounts(12, 102, "nginx", "nginx: worker process with a rather long command "
+                                  "line indeed", False, (s("read", 50, 0),)))
+    t = report.TargetCounts(TARGET[0], (s("writev", 300, 3, (("EAGAIN", 3),)), s("read", 198, 0),
+                                        s("wait4", 2, 1, (("ECHILD", 1),))),
+                            processes=procs, other_processes=report.OtherProcesses(7, True, (s("read", 48, 0),)))
+    rep = report.Report(targets=(t,), window=report.Window(seconds, seconds, ""),
+                        host=report.Host("", "", 2, 2, "", ""), syscalls=t.syscalls, partial=False,
+                        engine=engine, by_process=True)
+    return rep, t
+
+
+HEAD = "  PID  COMMAND                 CALLS    ERRORS  TOP SYSCALL    TOP ERRNO      CALLS/S    SHARE  "
+
+
+def test_the_process_table_byte_for_byte() -> None:
+    rep, t = crafted()
+    assert render.process_table(rep, t, render.View()) == "\n".join([
+        "family: 10+ processes",
+        "",
+        HEAD + "COMMAND LINE",
+        "-----  --------------------  -------  --------  -------------  -----------  ---------  -------  "
+        "----------------------------------------",
+        "    1  nginx                     400         3  writev 75%     EAGAIN 100%      200.0    80.0%",
+        "    -  sh (exited)                 2         1  wait4 100%     ECHILD 100%        1.0     0.4%",
+        "   12  nginx                      50         0  read 100%                        25.0    10.0%  "
+        "nginx: worker process with a rather lon…",
+        "       other processes (7+)       48         0  read 100%                        24.0     9.6%"])
+    # --top: the processes it leaves out join the rest's row, their count with them
+    assert render.process_table(rep, t, render.View(top=1, no_trunc=True)).splitlines()[4:] == [
+        "    1  nginx                     400         3  writev 75%     EAGAIN 100%      200.0    80.0%",
+        "       other processes (9+)      100         1  read 98%       ECHILD 100%       50.0    20.0%"]
+
+
+def test_the_process_table_of_a_short_window_without_errnos() -> None:
+    rep, t = crafted("perf", 0.05)
+    assert render.process_table(rep, t, render.View(processes_top=2)).splitlines()[2:] == [
+        "  PID  COMMAND                 CALLS    ERRORS  TOP SYSCALL      CALLS/S    SHARE  COMMAND LINE",
+        "-----  --------------------  -------  --------  -------------  ---------  -------  --------------",
+        "    1  nginx                     400         3  writev 75%             -    80.0%",
+        "    -  sh (exited)                 2         1  wait4 100%             -     0.4%",
+        "       other processes (8+)       98         0  read 100%              -    19.6%"]
+    one = dataclasses.replace(t, processes=t.processes[:1], other_processes=None)  # type: ignore[index]
+    assert render.process_table(rep, one, render.View()).splitlines()[0] == "family: 1 process"
+    quiet = dataclasses.replace(t, syscalls=(), processes=(report.ProcessCounts(3, 4, "x", None, False, ()),),
+                                other_processes=None)
+    assert render.process_table(rep, quiet, render.View()).splitlines()[4].split() == \
+        ["3", "x", "0", "0", "-", "-"]  # no calls: no top syscall, no share
+
+
+P = "the helper's report is invalid: targets[0].processes[1]."
+
+
+@pytest.mark.parametrize(("change", "says"), [
+    ({"pid": 0}, P + "pid is out of range"), ({"pid": report.MAX_PID + 1}, P + "pid is out of range"),
+    ({"host_pid": 0}, P + "host_pid is out of range"),
+    ({"host_pid": report.MAX_PID + 1}, P + "host_pid is out of range"),
+    ({"cmdline": 5}, P + "cmdline has the wrong type"), ({"comm": None}, P + "comm has the wrong type"),
+    ({"comm": "x" * 17}, P + "comm is longer than a command name"),
+    ({"exited": None}, P + "exited has the wrong type"), ({"lost": -1}, P + "lost is out of range"),
+    ({"syscalls": None}, P + "syscalls has the wrong type"),
+    ({"syscalls": [{"name": "nosuchcall", "calls": 1, "errors": 0}]},
+     "the helper's report is invalid: targets[0].processes[1].syscalls[0].name is not a syscall "
+     "that was counted"),
+    ({"total": {"calls": 1, "errors": 0}}, P[:-1] + ".total is not the sum of its syscalls"),
+])
+def test_each_field_of_a_process_is_checked_and_named(change: dict, says: str) -> None:
+    with pytest.raises(ContractError) as info:
+        load(changed(lambda t: t["processes"][1].update(change)))
+    assert info.value.what == says
+
+
+def test_what_a_process_may_leave_out_or_be_at_its_limits() -> None:
+    def edges(t: dict) -> None:
+        t["processes"][0].update(pid=None, cmdline=None, comm="x" * 16, lost=3)
+        t["processes"][1].update(pid=report.MAX_PID, host_pid=1)
+        t["processes"][2].update(host_pid=report.MAX_PID)
+
+    (t,) = load(changed(edges)).targets
+    first, second, third = t.processes or ()
+    assert (first.pid, first.cmdline, first.comm, first.lost) == (None, None, "x" * 16, 3)
+    assert (second.pid, second.host_pid, third.host_pid, second.lost) == (report.MAX_PID, 1, report.MAX_PID, 0)
+    for gone in ("pid", "cmdline", "comm", "host_pid", "exited", "total"):
+        doc = changed(lambda t, key=gone: t["processes"][0].pop(key))
+        with pytest.raises(ContractError) as info:
+            load(doc)
+        assert info.value.what.startswith("the helper's report is invalid: targets[0].processes[0]."), gone
+        assert gone in info.value.what
+
+
+def test_the_rest_is_checked_and_named_too() -> None:
+    r = "the helper's report is invalid: targets[0].other_processes."
+    for change, says in [({"processes": -1}, r + "processes is out of range"),
+                         ({"more": 0}, r + "more has the wrong type"),
+                         ({"syscalls": [{"name": "nosuchcall", "calls": 1, "errors": 0}]},
+                          r + "syscalls[0].name is not a syscall that was counted"),
+                         ({"total": {"calls": 0, "errors": 0}}, r + "total is not the sum of its syscalls")]:
+        with pytest.raises(ContractError) as info:
+            load(changed(lambda t, c=change: (moved_to_rest(t), t["other_processes"].update(c))))
+        assert info.value.what == says
+
+
+def test_as_many_processes_as_the_bound_and_no_more() -> None:
+    def spread(n: int):  # n processes: the recorded three, and idle ones with a row of nothing
+        def change(t: dict) -> None:
+            idle = [dict(t["processes"][0], host_pid=1000 + i, pid=None, total={"calls": 0, "errors": 0},
+                         syscalls=[]) for i in range(n - 3)]
+            t["processes"] += idle
+        return change
+
+    assert len(load(changed(spread(report.MAX_PROCESSES))).targets[0].processes or ()) == 100
+    with pytest.raises(ContractError, match="lists more than 100 processes"):
+        load(changed(spread(report.MAX_PROCESSES + 1)))
