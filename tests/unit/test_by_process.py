@@ -6,8 +6,8 @@ recorded report is the helper's real output on tests/e2e/family.c."""
 from __future__ import annotations
 
 import copy
-import dataclasses
 import csv
+import dataclasses
 import io
 import json
 from pathlib import Path
