@@ -108,7 +108,7 @@ def test_completion_through_the_docker_cli(docker_env: dict[str, str], target: T
     out = run("docker", "__complete", "spy", target.name, "--format", "", env=docker_env).stdout
     assert out.splitlines() == ["table", "json", "csv", ":4"]
     out = run("docker", "__complete", "spy", "--by", env=docker_env).stdout
-    assert out.splitlines() == ["--by-class", ":4"]
+    assert out.splitlines() == ["--by-class", "--by-process", ":4"]
 
 
 def test_a_context_that_is_not_the_current_one(helper_image: str, target: Target,
