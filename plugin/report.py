@@ -368,6 +368,13 @@ def interval_from_helper(raw: bytes, *, pids: Sequence[int], previous: float,
 def _live_processes(entry: Any, where: str) -> tuple[ProcessCounts, ...]:
     """An interval's processes: their rows of the interval (the live view adds them up; the
     report's processes are the ones checked to add up to their target)."""
+    return _process_list(entry, where, None, whole=False)
+
+
+def _process_list(entry: Any, where: str, names: frozenset[str] | None,
+                  whole: bool) -> tuple[ProcessCounts, ...]:
+    """A target's `processes`, each field checked; `whole`: a report's, which also says each
+    one's command line, whether it exited, what was lost and its total (an interval's do not)."""
     listed = CHECK.get(entry, "processes", list, f"{where}.")
     if len(listed) > MAX_PROCESSES:
         raise _bad(f"{where} lists more than {MAX_PROCESSES} processes")
@@ -376,11 +383,18 @@ def _live_processes(entry: Any, where: str) -> tuple[ProcessCounts, ...]:
         at = f"{where}.processes[{j}]"
         pid = None if isinstance(p, dict) and p.get("pid", 0) is None else \
             CHECK.integer(p, "pid", f"{at}.", 1, MAX_PID)
+        cmdline = None if not whole or isinstance(p, dict) and p.get("cmdline", "") is None else \
+            CHECK.text(p, "cmdline", f"{at}.")
         comm = CHECK.text(p, "comm", f"{at}.")
         if len(comm) > COMM_CHARS:
             raise _bad(f"{at}.comm is longer than a command name")
-        found.append(ProcessCounts(pid, CHECK.integer(p, "host_pid", f"{at}.", 1, MAX_PID), comm, None,
-                                   False, by_calls(_rows(p, "syscalls", at))))
+        rows = _rows(p, "syscalls", at, names)
+        one = ProcessCounts(pid, CHECK.integer(p, "host_pid", f"{at}.", 1, MAX_PID), comm, cmdline,
+                            whole and CHECK.get(p, "exited", bool, f"{at}."), by_calls(rows),
+                            CHECK.integer(p, "lost", f"{at}.") if whole and "lost" in p else 0)
+        if whole:
+            _total_is(p, at, one)
+        found.append(one)
     if len({p.host_pid for p in found}) != len(found):
         raise _bad(f"{where} lists a process twice")
     return tuple(found)
@@ -453,27 +467,7 @@ def _processes(entry: Any, where: str, names: frozenset[str], target: dict[str, 
                ) -> tuple[tuple[ProcessCounts, ...], OtherProcesses | None]:
     """A target's processes and the rest, checked to add up to the target, syscall by
     syscall (calls, failures and failures by errno)."""
-    listed = CHECK.get(entry, "processes", list, f"{where}.")
-    if len(listed) > MAX_PROCESSES:
-        raise _bad(f"{where} lists more than {MAX_PROCESSES} processes")
-    found = []
-    for j, p in enumerate(listed):
-        at = f"{where}.processes[{j}]"
-        pid = None if isinstance(p, dict) and p.get("pid", 0) is None else \
-            CHECK.integer(p, "pid", f"{at}.", 1, MAX_PID)
-        cmdline = None if isinstance(p, dict) and p.get("cmdline", "") is None else \
-            CHECK.text(p, "cmdline", f"{at}.")
-        comm = CHECK.text(p, "comm", f"{at}.")
-        if len(comm) > COMM_CHARS:
-            raise _bad(f"{at}.comm is longer than a command name")
-        rows = _rows(p, "syscalls", at, names)
-        one = ProcessCounts(pid, CHECK.integer(p, "host_pid", f"{at}.", 1, MAX_PID), comm, cmdline,
-                            CHECK.get(p, "exited", bool, f"{at}."), by_calls(rows),
-                            CHECK.integer(p, "lost", f"{at}.") if "lost" in p else 0)
-        _total_is(p, at, one)
-        found.append(one)
-    if len({p.host_pid for p in found}) != len(found):
-        raise _bad(f"{where} lists a process twice")
+    found = _process_list(entry, where, names, whole=True)
     other = None
     rest = CHECK.get(entry, "other_processes", (dict, type(None)), f"{where}.")
     if rest is not None:
