@@ -142,11 +142,12 @@ def delta(before: Snapshot, after: Snapshot, slot: int, arch: Arch, whole: bool 
 
 
 def processes_of(slot: int, procs: dict[tuple[int, int], tuple], calls: dict[tuple, tuple[int, int]],
-                 folds: tuple[int, int], arch: Arch) -> Processes:
-    """Target `slot`'s processes from the maps as read with counting off: `procs` maps
-    (slot, tgid) to struct proc's fields, `calls` maps struct call_key's fields to (calls,
-    errors), `folds` is the slot's struct folds. A process's failures without their errno (no
-    room in the map) are ELOST, as a target's are; most calls first."""
+                 folds: tuple[int, int], arch: Arch, whole: bool = True) -> Processes:
+    """Target `slot`'s processes from the maps: `procs` maps (slot, tgid) to struct proc's
+    fields, `calls` maps struct call_key's fields to (calls, errors), `folds` is the slot's
+    struct folds; most calls first. `whole`: read with counting off, so a process's failures
+    without their errno found no room in the map, and are ELOST, as a target's are; read while
+    counting goes on, a call's errnos and its errors are read a moment apart, so no such account."""
     rows: dict[int, tuple[dict[str, int], dict[str, int], dict[str, dict[str, int]]]] = {}
     for (s, tgid, nr, abi, err), (n, failed) in calls.items():
         if s != slot or (s, tgid) not in procs:
@@ -165,7 +166,7 @@ def processes_of(slot: int, procs: dict[tuple[int, int], tuple], calls: dict[tup
         if s != slot:
             continue
         made, errors, errnos = rows.get(tgid, ({}, {}, {}))
-        for name, failed in errors.items():
+        for name, failed in errors.items() if whole else ():
             unknown = failed - sum(errnos.get(name, {}).values())
             if unknown > 0:
                 errnos.setdefault(name, {})[UNKNOWN_ERRNO] = unknown
@@ -418,8 +419,9 @@ class BpfEngine:
             return []
         return [PROC_KEY.unpack(key) for key in libbpf.keys(self.fd["procs"], PROC_KEY.size)]
 
-    def processes(self) -> list[Processes] | None:
-        """After the last tick (counting off): each target's processes over the window."""
+    def processes(self, whole: bool = True) -> list[Processes] | None:
+        """Each target's processes over the window so far: `whole` after the last tick
+        (counting off); else while counting goes on."""
         if not self.by_process or self.obj is None:
             return None
         procs = {}
@@ -436,7 +438,7 @@ class BpfEngine:
         for slot in range(len(self.targets)):
             raw = libbpf.lookup(self.fd["folds"], SLOT_KEY.pack(slot), FOLDS.size)
             folds = FOLDS.unpack(raw) if raw is not None else (0, 0)
-            out.append(processes_of(slot, procs, calls, folds, self.arch))
+            out.append(processes_of(slot, procs, calls, folds, self.arch, whole))
         return out
 
     def _program_stats(self) -> list[tuple[int, int]]:

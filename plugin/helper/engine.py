@@ -79,9 +79,10 @@ class Engine(Protocol):
     def process_ids(self) -> list[tuple[int, int]]:
         """While counting: the (target index, host pid) of the processes kept so far."""
 
-    def processes(self) -> list[Processes] | None:
-        """After the last tick: each target's processes over the window, where the engine
-        counted them (--by-process, BPF); None where it did not."""
+    def processes(self, whole: bool = True) -> list[Processes] | None:
+        """Each target's processes, where the engine counted them (--by-process, BPF); None
+        where it did not. `whole`: after the last tick, the window's; else so far, read while
+        counting goes on (a call's errnos need not add up to its errors: see settled)."""
 
     def close(self) -> None:
         """After the report: let go of everything counting held."""

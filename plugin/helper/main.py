@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from . import cgroup, fleet, processes
@@ -399,11 +400,11 @@ class LiveProcesses:
 
     def add(self, entries: list[dict], engine: Engine, only: frozenset[str] | None,
             levels: list[int], looker: Looker) -> None:
-        for i, (entry, found, level) in enumerate(zip(entries, engine.processes() or [], levels,
+        for i, (entry, found, level) in enumerate(zip(entries, engine.processes(whole=False) or [], levels,
                                                       strict=True)):
             listed = []
             for p, did in processes.since(found.kept, self.before[i]):
-                did = selected(did, only)
+                did = agreeing(selected(did, only))
                 if did.calls or did.errors:
                     seen = looker.seen.get(p.host_pid)
                     listed.append({"pid": processes.in_target(seen, level), "host_pid": p.host_pid,
@@ -422,8 +423,10 @@ def so_far(args: argparse.Namespace, engine: Engine, paths: list[str], totals: l
     agree with themselves, and with its processes', read a moment later (a target's count is at
     least what its processes add up to)."""
     now = [settled(t) for t in totals]
-    found = engine.processes() if args.by_process else None
+    found = engine.processes(whole=False) if args.by_process else None
     if found is not None:
+        found = [Processes([replace(p, counts=settled(p.counts)) for p in procs.kept], procs.folded,
+                           procs.more) for procs in found]
         now = [processes.covering(t, [selected(p.counts, args.syscalls) for p in procs.kept])
                for t, procs in zip(now, found, strict=True)]
     doc = report(args, engine, paths, now, exits, stop, host, seconds, started_at)

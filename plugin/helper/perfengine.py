@@ -68,7 +68,7 @@ class PerfEngine:
     def process_ids(self) -> list[tuple[int, int]]:
         return []
 
-    def processes(self) -> None:
+    def processes(self, whole: bool = True) -> None:
         return None  # perf counts per cgroup, never per process
 
     def close(self) -> None:

@@ -112,21 +112,23 @@ def covering(total: Counts, parts: list[Counts]) -> Counts:
 
 def since(now: list[Process], before: list[Process]) -> list[tuple[Process, Counts]]:
     """Each process's calls since the last read (an interval of the live view): those that
-    called, with what they did since, by syscall and errno."""
+    called, with what they did since, by syscall and errno (as read: they need not agree)."""
     was = {p.host_pid: p.counts for p in before}
     out = []
     for p in now:
-        gone = minus(p.counts, was.get(p.host_pid, Counts({}, {})))
+        gone = minus(p.counts, was.get(p.host_pid, Counts({}, {})), balance=False)
         if gone.calls or gone.errors:
             out.append((p, gone))
     return out
 
 
-def minus(total: Counts, part: Counts) -> Counts:
+def minus(total: Counts, part: Counts, balance: bool = True) -> Counts:
     """total - part, by syscall and errno: what is left of a target's counts once its kept
     processes' are taken out (no time: times are not kept per process). Where the kernel's maps
     were full the two can disagree a little (a process kept a failure as ELOST that the target
-    kept by its errno): nothing goes below zero, and each row's errnos add up to its errors."""
+    kept by its errno): nothing goes below zero, and each row's errnos add up to its errors.
+    Without `balance` the errnos are left as subtracted (two reads while counting goes on:
+    their errnos need not add up, see engine.agreeing)."""
     def less(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
         out = {k: max(0, v - b.get(k, 0)) for k, v in a.items()}
         return {k: v for k, v in out.items() if v}
@@ -136,7 +138,7 @@ def minus(total: Counts, part: Counts) -> Counts:
     for name, failed in errors.items():
         left = less({e: n for e, n in total.errnos.get(name, {}).items() if e != LOST},
                     part.errnos.get(name, {}))
-        errnos[name] = balanced(left, failed)
+        errnos[name] = balanced(left, failed) if balance else left
     return Counts(calls, errors, {name: e for name, e in errnos.items() if e})
 
 

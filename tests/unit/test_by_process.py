@@ -237,6 +237,9 @@ def test_processes_of_the_maps() -> None:
     assert (sh.host_pid, sh.comm, sh.exited, sh.lost) == (101, "sh", True, 3)
     # a failure whose errno found no room is ELOST; a compat call has its compat_ name
     assert sh.counts == Counts({"openat": 1, "compat_read": 2}, {"openat": 1}, {"openat": {"ELOST": 1}})
+    # read while counting goes on, the errno may simply not have been read yet: no ELOST then
+    _, sh = bpfengine.processes_of(0, procs, calls, (3, 1), X86, whole=False).kept
+    assert sh.counts == Counts({"openat": 1, "compat_read": 2}, {"openat": 1}, {})
 
 
 def test_minus_and_balanced() -> None:
@@ -378,6 +381,49 @@ def test_a_report_so_far_covers_what_its_processes_add_up_to() -> None:
     assert processes.covering(Counts({"x": 1}, {"x": 3}), []).calls == {"x": 3}
 
 
+def test_a_report_so_far_agrees_with_itself_process_by_process() -> None:
+    # A Swarm task's report read while counting goes on: one process's errnos were read after
+    # one more failure than its errors, another's before one; each process is made to agree
+    # with itself, and the target covers them (CI once lost a task's report to this: "the
+    # helper's report is invalid: access.errnos do not add up to its errors").
+    from datetime import UTC, datetime
+
+    asked: list[bool] = []
+
+    class Engine:
+        name, version, syscalls = "bpf", "x", sorted(set(X86.native.values()))
+
+        def processes(self, whole: bool = True) -> list[Processes]:
+            asked.append(whole)
+            return [Processes([
+                Process(100, "app", False, Counts({"access": 5, "read": 2}, {"access": 5},
+                                                  {"access": {"ENOENT": 6}})),
+                Process(101, "sh", False, Counts({"openat": 3}, {"openat": 3}, {"openat": {"EACCES": 2}}))])]
+
+        def cost(self) -> None:
+            return None
+
+        def uncounted(self) -> int:
+            return 0
+
+    args = helper.parse_args(["--pid", str(TARGET[0].pid), "--duration", "3", "--by-process"])
+    target = Counts({"access": 5, "read": 2, "openat": 3}, {"access": 5, "openat": 3},
+                    {"access": {"ENOENT": 5}, "openat": {"EACCES": 2}})
+    doc = helper.so_far(args, Engine(), ["/x"], [target], [1], helper.Looker(None),  # type: ignore[arg-type]
+                        helper.Exits(args.targets, ["/x"]), helper.Stop(), {
+                            "kernel": "6.1", "arch": "x86_64", "cpus": 2, "cgroup_version": 2,
+                            "cgroup_layout": "unified"}, 1.5, datetime.now(UTC))
+    assert asked == [False]  # read as a report so far, not as the window's whole
+    got = load(doc)
+    (t,) = got.targets
+    assert {(s.name, s.calls, s.errors, s.errnos) for s in t.syscalls if s.calls} == {
+        ("access", 6, 6, (("ENOENT", 6),)), ("read", 2, 0, None), ("openat", 3, 2, (("EACCES", 2),))}
+    app, sh = t.processes or ()
+    assert [(s.name, s.calls, s.errors) for s in app.syscalls] == [("access", 6, 6), ("read", 2, 0)]
+    assert [(s.name, s.calls, s.errors) for s in sh.syscalls] == [("openat", 3, 2)]
+    assert t.other_processes is None  # they add up to their target exactly
+
+
 # --- the live view ---------------------------------------------------------------------------------
 
 def interval(index: int, seconds: float, rows: list[dict], procs: list[dict], not_kept: int = 0) -> bytes:
@@ -462,10 +508,17 @@ def test_the_helper_tells_each_interval_what_each_process_did_since_the_last() -
 
     class Engine:
         def __init__(self) -> None:
-            self.reads = [[Processes(before, folded=1)], [Processes(now, folded=4)]]
+            self.reads = [[Processes(before, folded=1)], [Processes(now, folded=4)], [Processes(ahead)]]
+            self.whole: list[bool] = []
 
-        def processes(self) -> list[Processes]:
+        def processes(self, whole: bool = True) -> list[Processes]:
+            self.whole.append(whole)
             return self.reads.pop(0)
+
+    # read while counting goes on: b's errnos were read after one more failure than its errors,
+    # a's before one (never an ELOST for an errno that was simply not read yet)
+    ahead = [Process(10, "a", False, Counts({"read": 10, "close": 1}, {"read": 4}, {"read": {"EBADF": 3}})),
+             Process(11, "b", False, Counts({"open": 4}, {"open": 1}, {"open": {"ENOENT": 2}}))]
 
     live, engine = helper.LiveProcesses(1), Engine()
     looker = helper.Looker(lambda pid: None)
@@ -478,6 +531,13 @@ def test_the_helper_tells_each_interval_what_each_process_did_since_the_last() -
     assert [(p["host_pid"], p["pid"], p["syscalls"][0]["calls"]) for p in second[0]["processes"]] == \
         [(10, None, 3), (11, 3, 2)]
     assert second[0]["processes_not_kept"] == 4
+    third: list[dict] = [{"pid": 1}]
+    live.add(third, engine, None, [1], looker)  # type: ignore[arg-type]
+    # exact calls and errors; errnos only where they add up (as the target's own interval rows)
+    assert third[0]["processes"] == [
+        {"pid": None, "host_pid": 10, "comm": "a", "syscalls": [{"name": "read", "calls": 2, "errors": 2}]},
+        {"pid": 3, "host_pid": 11, "comm": "b", "syscalls": [{"name": "open", "calls": 2, "errors": 1}]}]
+    assert engine.whole == [False, False, False]  # each read as counting goes on
 
 
 # --- the process table, byte for byte -----------------------------------------------------------------
