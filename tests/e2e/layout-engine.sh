@@ -43,17 +43,25 @@ stop() {
 # A v1 hierarchy outlives its last mount while it has child cgroups, dying ones too (a perf
 # event on a container's cgroup keeps it so for a while after the container is gone), and
 # perf_event stays bound to it, away from cgroup2. Mount it again, remove what is left, and
-# unmount it with no child: then the kernel destroys it and perf_event is cgroup2's again.
+# unmount it with no child: then the kernel destroys it and perf_event is cgroup2's again. The
+# kernel destroys it a moment after the unmount, not at once: a mount made meanwhile makes a
+# new hierarchy, which binds perf_event again (a loop that mounted again every 0.5 s kept it
+# on v1 for as long as it ran: 3 min). So each unmount is given 5 s to take effect.
 give_back_perf_event() {
     grep -q ':perf_event:' /proc/self/cgroup || return 0
-    local mnt
+    local mnt start=$SECONDS
     mnt=$(mktemp -d)
-    for _ in $(seq 1 360); do  # up to 3 min: a perf killed with its container closes its events first
+    while [ $((SECONDS - start)) -lt 180 ]; do  # a perf killed with its container closes its events first
         mount -t cgroup -o perf_event cgroup "$mnt" || break
         find "$mnt" -mindepth 1 -type d | sort -r | xargs -r rmdir 2>/dev/null || true
+        local left
+        left=$(find "$mnt" -mindepth 1 -type d | wc -l)
         umount "$mnt"
-        grep -q ':perf_event:' /proc/self/cgroup || { rmdir "$mnt"; return 0; }
-        sleep 0.5
+        for _ in $(seq 1 50); do
+            grep -q ':perf_event:' /proc/self/cgroup || { rmdir "$mnt"; return 0; }
+            sleep 0.1
+        done
+        echo "layout-engine: perf_event still on cgroup v1 after $((SECONDS - start)) s ($left cgroups left in it)" >&2
     done
     rmdir "$mnt"
     echo "layout-engine: perf_event is still on a cgroup v1 hierarchy" >&2

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,7 +48,8 @@ def layout(request: pytest.FixtureRequest, docker_env: dict[str, str], helper_im
         yield Layout(kind, host, {**docker_env, "DOCKER_HOST": host},
                      ("bpf", "perf") if kind == "v2" else ("perf",))
     finally:
-        run("bash", str(SCRIPT), "stop", name, check=False, timeout=300)
+        stopped = run("bash", str(SCRIPT), "stop", name, check=False, timeout=300)
+        sys.stderr.write(stopped.stderr)  # how long perf_event took to come back, if it had to wait
     # With the v1 engine gone, perf_event is cgroup2's again (the script emptied and dropped
     # its v1 hierarchy): the host's perf engine can count.
     assert not any(":perf_event:" in line for line in Path("/proc/self/cgroup").read_text().splitlines())
