@@ -150,17 +150,17 @@ def processes_of(slot: int, procs: dict[tuple[int, int], tuple], calls: dict[tup
     counting goes on, a call's errnos and its errors are read a moment apart, so no such account."""
     rows: dict[int, tuple[dict[str, int], dict[str, int], dict[str, dict[str, int]]]] = {}
     for (s, tgid, nr, abi, err), (n, failed) in calls.items():
-        if s != slot or (s, tgid) not in procs:
+        if s != slot:
             continue
+        # (nr, abi) names one syscall and err one errno: each key is a row of its own (delta's rule)
         made, errors, errnos = rows.setdefault(tgid, ({}, {}, {}))
         name = arch.name(nr, compat=abi == ABI_COMPAT)
         if err:
-            by_errno = errnos.setdefault(name, {})
-            by_errno[arch.errno_name(err)] = by_errno.get(arch.errno_name(err), 0) + n
+            errnos.setdefault(name, {})[arch.errno_name(err)] = n
         else:
-            made[name] = made.get(name, 0) + n
+            made[name] = n
             if failed:
-                errors[name] = errors.get(name, 0) + failed
+                errors[name] = failed
     kept = []
     for (s, tgid), (_, _, lost, exited, _, comm) in procs.items():
         if s != slot:
@@ -170,7 +170,7 @@ def processes_of(slot: int, procs: dict[tuple[int, int], tuple], calls: dict[tup
             unknown = failed - sum(errnos.get(name, {}).values())
             if unknown > 0:
                 errnos.setdefault(name, {})[UNKNOWN_ERRNO] = unknown
-        name = comm.split(b"\0", 1)[0].decode("utf-8", "replace")
+        name = comm.partition(b"\0")[0].decode("utf-8", "replace")
         kept.append(Process(tgid, name, bool(exited), Counts(made, errors, errnos), lost))
     kept.sort(key=lambda p: (-sum(p.counts.calls.values()), p.host_pid))
     return Processes(kept, folds[0], bool(folds[1]))

@@ -10,6 +10,7 @@ import csv
 import dataclasses
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -206,6 +207,22 @@ def test_the_helper_keeps_the_syscalls_asked_for_and_drops_processes_without_the
                                       "syscalls": []}
 
 
+def test_the_helpers_process_rows_at_their_edges() -> None:
+    # Asked for read: a process that made none is passed over, not the end of the list; /proc's
+    # name for a process that still runs (the kernel's is from its last execve); equal calls,
+    # more errors first; the rest has calls and no errors, and no process: it is still shown.
+    procs = Processes([Process(7, "tiny", False, Counts({"close": 9}, {})),
+                       Process(8, "old", False, Counts({"read": 4}, {})),
+                       Process(9, "b", False, Counts({"read": 4}, {"read": 2}, {"read": {"EAGAIN": 2}}))])
+    total = Counts({"read": 11, "close": 9}, {"read": 2}, {"read": {"EAGAIN": 2}})
+    looks = {8: (seen("new", 8, 2), True)}
+    out = helper.by_process(helper.selected(total, frozenset({"read"})), procs, frozenset({"read"}), 1,
+                            lambda pid: looks.get(pid, (None, False)))
+    assert [(p["host_pid"], p["pid"], p["comm"]) for p in out["processes"]] == [(9, None, "b"), (8, 2, "new")]
+    assert out["other_processes"] == {"processes": 0, "more": False, "total": {"calls": 3, "errors": 0},
+                                      "syscalls": [{"name": "read", "calls": 3, "errors": 0}]}
+
+
 def test_no_rest_when_every_process_was_kept() -> None:
     one = Processes([Process(9, "a", False, Counts({"read": 2}, {}))])
     assert helper.by_process(Counts({"read": 2}, {}), one, None, 0, lambda pid: (None, False))[
@@ -223,22 +240,25 @@ def test_processes_beyond_the_bound_join_the_rest() -> None:
 
 
 def test_processes_of_the_maps() -> None:
-    procs = {(0, 100): (7, 1, 0, 0, 0, b"app\0\0\0"), (0, 101): (1, 0, 3, 1, 0, b"sh\0x"),
-             (1, 200): (1, 0, 0, 0, 0, b"other")}
+    # Another target's entries come first in both maps (the maps keep no order).
+    procs = {(1, 200): (1, 0, 0, 0, 0, b"other"), (0, 100): (7, 1, 0, 0, 0, b"app\0\0\0"),
+             (0, 101): (1, 0, 3, 1, 0, b"sh\0x"), (0, 102): (0, 0, 0, 0, 0, b"idl\xffe\0")}
     read, openat = 0, 257
-    calls = {(0, 100, read, 0, 0): (5, 1), (0, 100, read, 0, 9): (1, 0), (0, 100, 3, 0, 0): (2, 0),
-             (0, 101, openat, 0, 0): (1, 1), (0, 101, 3, bpfengine.ABI_COMPAT, 0): (2, 0),
-             (1, 200, read, 0, 0): (1, 0), (0, 999, read, 0, 0): (4, 0)}  # 999: not kept
+    calls = {(1, 200, read, 0, 0): (1, 0), (0, 100, read, 0, 0): (5, 1), (0, 100, read, 0, 9): (1, 0),
+             (0, 100, 3, 0, 0): (2, 0), (0, 101, openat, 0, 0): (1, 1),
+             (0, 101, 3, bpfengine.ABI_COMPAT, 0): (2, 0), (0, 999, read, 0, 0): (4, 0)}  # 999: not kept
     got = bpfengine.processes_of(0, procs, calls, (3, 1), X86)
     assert got.folded == 3 and got.more is True
-    app, sh = got.kept
+    app, sh, idle = got.kept
+    # kept, but it made no call in the window; a name that is not UTF-8 is shown, not refused
+    assert (idle.host_pid, idle.comm, idle.counts) == (102, "idl\ufffde", Counts({}, {}, {}))
     assert (app.host_pid, app.comm, app.exited, app.lost) == (100, "app", False, 0)
     assert app.counts == Counts({"read": 5, "close": 2}, {"read": 1}, {"read": {"EBADF": 1}})
     assert (sh.host_pid, sh.comm, sh.exited, sh.lost) == (101, "sh", True, 3)
     # a failure whose errno found no room is ELOST; a compat call has its compat_ name
     assert sh.counts == Counts({"openat": 1, "compat_read": 2}, {"openat": 1}, {"openat": {"ELOST": 1}})
     # read while counting goes on, the errno may simply not have been read yet: no ELOST then
-    _, sh = bpfengine.processes_of(0, procs, calls, (3, 1), X86, whole=False).kept
+    _, sh, _ = bpfengine.processes_of(0, procs, calls, (3, 1), X86, whole=False).kept
     assert sh.counts == Counts({"openat": 1, "compat_read": 2}, {"openat": 1}, {})
 
 
@@ -253,10 +273,22 @@ def test_minus_and_balanced() -> None:
     assert processes.balanced({"A": 1}, 3) == {"A": 1, "ELOST": 2}
     assert processes.balanced({"A": 2, "B": 2}, 1) == {"B": 1}
     assert processes.balanced({}, 0) == {}
+    assert processes.balanced({"A": 1, "B": 3}, 2) == {"A": 1, "B": 1}  # the most frequent first
+    # a failure the target holds without its errno (never read): the rest's is ELOST
+    assert processes.minus(Counts({"read": 3}, {"read": 2}), Counts({}, {})) == \
+        Counts({"read": 3}, {"read": 2}, {"read": {"ELOST": 2}})
+    # added up across processes, by syscall and errno
+    one = Counts({"read": 2}, {"read": 1}, {"read": {"EBADF": 1}})
+    assert processes.summed_counts([one, one]) == Counts({"read": 4}, {"read": 2}, {"read": {"EBADF": 2}})
 
 
 def test_proc_texts() -> None:
     assert processes.cmdline(b"nginx: worker process\0\0") == "nginx: worker process"
+    assert processes.cmdline(b"run\0caf\xc3\0-X\0") == "run caf? -X"  # not UTF-8: replaced, not refused
+    exact = "x" * processes.CMDLINE_CHARS
+    assert processes.printable(exact, processes.CMDLINE_CHARS) == exact  # at the limit: whole
+    assert processes.printable("a~\x7f", 10) == "a~?"
+    assert processes.in_target(seen("a", 40, 3), 0) == 40  # a target in the host's pid namespace
     assert processes.cmdline(b"sh\0-c\0echo hi\0") == "sh -c echo hi"
     long = processes.cmdline(b"x" * 500)
     assert len(long) == processes.CMDLINE_CHARS and long.endswith("...")
@@ -272,18 +304,29 @@ def test_proc_texts() -> None:
 
 def test_look_and_cgroup_pids(tmp_path: Path) -> None:
     proc = tmp_path / "proc"
-    for pid, state, comm in ((10, "S (sleeping)", "app"), (11, "Z (zombie)", "gone")):
+    for pid, state, comm in ((10, "S (sleeping)", "appX"), (11, "Z (zombie)", "gone")):
         (proc / str(pid)).mkdir(parents=True)
         (proc / str(pid) / "status").write_text(f"Name:\t{comm}\nState:\t{state}\nNSpid:\t{pid}\t3\n")
         (proc / str(pid) / "cmdline").write_bytes(b"/bin/app\0-v\0")
         (proc / str(pid) / "comm").write_text(comm + "\n")
-    assert processes.look(10, str(proc)) == processes.Seen("app", "/bin/app -v", (10, 3))
+    assert processes.look(10, str(proc)) == processes.Seen("appX", "/bin/app -v", (10, 3))
+    me = processes.look(os.getpid())  # the real /proc by default
+    assert me is not None and me.nspids[-1] == os.getpid()
     assert processes.look(11, str(proc)) is None and processes.look(12, str(proc)) is None
+    # names that are not UTF-8 (a process names itself as it likes) and trailing blanks kept
+    (proc / "13").mkdir()
+    (proc / "13" / "status").write_bytes(b"Name:\tx\xff\nState:\tR (running)\nNSpid:\t13\n")
+    (proc / "13" / "cmdline").write_bytes(b"")
+    (proc / "13" / "comm").write_bytes(b"x\xff \n")
+    assert processes.look(13, str(proc)) == processes.Seen("x\ufffd ", "", (13,))
     group = tmp_path / "cg"
     (group / "sub").mkdir(parents=True)
     (group / "cgroup.procs").write_text("10\n11\n")
     (group / "sub" / "cgroup.procs").write_text("12\n")
     assert sorted(processes.cgroup_pids(str(group), 10)) == [10, 11, 12]
+    (group / "unreadable" / "below").mkdir(parents=True)  # no cgroup.procs: the walk goes on
+    (group / "unreadable" / "below" / "cgroup.procs").write_text("14\n")
+    assert sorted(processes.cgroup_pids(str(group), 10)) == [10, 11, 12, 14]
     assert len(processes.cgroup_pids(str(group), 2)) == 2
 
 
@@ -379,6 +422,14 @@ def test_a_report_so_far_covers_what_its_processes_add_up_to() -> None:
     short = processes.covering(Counts({"read": 5}, {"read": 4}, {"read": {"EBADF": 1}}), [])
     assert short.errnos == {"read": {"EBADF": 1, "ELOST": 3}} and short.calls == {"read": 5}
     assert processes.covering(Counts({"x": 1}, {"x": 3}), []).calls == {"x": 3}
+    # a name absent from calls or errors is a zero there; zeros stay zeros; times are the target's
+    assert processes.covering(Counts({}, {"x": 2}), []).calls == {"x": 2}
+    assert processes.covering(Counts({"x": 2}, {}, {"x": {"EBADF": 1}}), []).errors == {"x": 1}
+    zeros = processes.covering(Counts({"r": 2}, {"r": 0}, {"w": {}}, {"r": 50}, {"r": 20}),
+                               [Counts({"o": 1}, {"o": 0})])
+    assert (zeros.calls, zeros.errors) == ({"r": 2, "o": 1, "w": 0}, {"r": 0, "o": 0, "w": 0})
+    assert (zeros.time_ns, zeros.max_ns) == ({"r": 50}, {"r": 20})
+    assert processes.covering(Counts({}, {"x": 0}), []).calls == {"x": 0}
 
 
 def test_a_report_so_far_agrees_with_itself_process_by_process() -> None:

@@ -49,6 +49,20 @@ def test_a_bad_value_says_what_is_wrong(value: str, says: str) -> None:
     assert str(info.value) == says
 
 
+def test_near_names_at_most_three_and_close_ones_only() -> None:
+    # four as close as 0.75 (three shown, the closest first, then from z to a as difflib
+    # ranks ties), and one at 0.67, too far to be what was meant
+    assert selection.near("abcd", frozenset({"abce", "abcf", "abcg", "abch", "abcdefgh"})) == \
+        ["abch", "abcg", "abcf"]
+    assert selection.near("abcd", frozenset({"abce", "abcdefgh"})) == ["abce"]
+
+
+def test_the_names_checked_against_are_those_given() -> None:
+    assert selection.check_value("frob,network", frozenset({"frob"})) == "frob,network"
+    with pytest.raises(ValueError, match="getppidd is not a syscall"):
+        selection.check_value("network,getppidd", KNOWN)  # a class first: the rest still checked
+
+
 @pytest.mark.parametrize(("value", "kept"), [
     ("read", "read"), ("read,openat", "read,openat"), (" read , network", "read,network"),
     ("sys_time", "sys_time"), ("other", "other"),
@@ -121,6 +135,10 @@ def test_the_helper_counts_the_names_it_has_and_fails_when_it_has_none() -> None
     with pytest.raises(helper.HelperFailure) as info:
         helper.counted_names(FakeEngine(), frozenset({"open", "fork"}))  # type: ignore[arg-type]
     assert info.value.code == "syscall" and str(info.value).endswith("): fork, open")
+    many = frozenset(f"nosuchcall_{i:02}" for i in range(30))
+    with pytest.raises(helper.HelperFailure) as info:
+        helper.counted_names(FakeEngine(), many)  # type: ignore[arg-type]
+    assert str(info.value).endswith("): " + ", ".join(sorted(many))[:120])  # shortened
 
 
 @pytest.mark.parametrize(("value", "ok"), [("read,openat", True), ("read", True), ("", False),
