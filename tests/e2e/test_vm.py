@@ -441,7 +441,7 @@ def test_desktop_conditions(guest: Guest, group: Group, guest_helper: str, deskt
     hidden = guest.docker(*args, "--entrypoint", "ls", guest_helper, "-A", "/sys/kernel/btf").stdout
     assert hidden == ""  # no vmlinux in there
     helper = subprocess.Popen(["docker", "--context", guest.context, *args, guest_helper,
-                               "--pid", str(group.plain.pid), "--duration", "4", "--engine", "bpf"],
+                               "--pid", str(group.plain.pid), "--duration", "15", "--engine", "bpf"],
                               env=guest.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
     try:
